@@ -1,0 +1,126 @@
+/* Wire protocol v1: the frame codec (docs/PROTOCOL.md).
+ *
+ * The decoder is sans-I/O: bytes in, whole frames out. Any split of the input
+ * gives the same frames and the same error. A frame_len over the limit is
+ * refused as soon as its four bytes are seen, before anything is allocated. */
+#ifndef PH_FRAME_H
+#define PH_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+
+#define PH_PROTOCOL_VERSION 1
+#define PH_FRAME_HEADER_LEN 16
+#define PH_ROUTE_MAX 255
+#define PH_MAX_FRAME_DEFAULT (1024u * 1024u)
+/* The smallest max_frame a peer may configure: a header, a full route and
+ * room for a short payload. */
+#define PH_MAX_FRAME_MIN 1024u
+
+/* To be read by any peer, the header must be exactly 16 bytes on the wire. It
+ * is read and written field by field with the helpers below, never overlaid. */
+_Static_assert(PH_FRAME_HEADER_LEN == 4 + 1 + 1 + 1 + 1 + 4 + 4,
+               "frame header layout");
+
+typedef enum ph_kind {
+    PH_REQUEST = 1,
+    PH_REPLY = 2,
+    PH_EVENT = 3,
+    PH_ERROR = 4
+} ph_kind;
+
+/* A decoded frame. route and payload point into memory owned by whoever
+ * produced the frame (the decoder or the caller's input buffer); they stay
+ * valid until the next call on that decoder. */
+typedef struct ph_frame {
+    uint8_t kind;         /* ph_kind */
+    uint8_t route_len;    /* bytes at route */
+    uint32_t id;          /* request id; 0 in EVENTs and in BAD_FRAME errors */
+    uint32_t status;      /* 0, or the error code in ERROR frames */
+    const char *route;    /* not NUL-terminated */
+    const uint8_t *payload;
+    uint32_t payload_len;
+} ph_frame;
+
+static inline uint32_t ph_get_u32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static inline void ph_put_u32le(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+/* Route characters: ASCII letters, digits and "._-/". Returns 1 when every
+ * one of the len bytes is allowed (an empty route is valid here; whether a
+ * kind may have one is the caller's rule). */
+int ph_route_valid(const char *route, size_t len);
+
+/* Bytes a frame with this route and payload occupies on the wire. */
+static inline size_t ph_frame_size(size_t route_len, size_t payload_len)
+{
+    return PH_FRAME_HEADER_LEN + route_len + payload_len;
+}
+
+/* Encode f into dst, which has room for cap bytes. Fails with PH_EINVAL on a
+ * bad kind, a route that is too long or has bad characters, or a REQUEST or
+ * EVENT without a route; PH_ETOOBIG when the frame would exceed cap or 4 GiB.
+ * *out_len gets the bytes written on success. */
+ph_err ph_frame_encode(const ph_frame *f, uint8_t *dst, size_t cap,
+                       size_t *out_len);
+
+/* Append the encoding of f to b (growing it). On failure b is unchanged. */
+ph_err ph_frame_append(ph_buf *b, const ph_frame *f);
+
+/* Append an ERROR frame answering request id, with code and a human message
+ * (cut to at most 200 bytes, on a UTF-8 character boundary). A code that is
+ * not a protocol code (1..PH_PROTO_MAX) is sent as PH_EINTERNAL. */
+ph_err ph_frame_append_error(ph_buf *b, uint32_t id, ph_err code,
+                             const char *msg);
+
+/* Build a frame in place when the payload is written straight into b:
+ * ph_frame_begin appends the header and route and returns (in *start) where
+ * the frame starts; the caller appends the payload; ph_frame_end patches
+ * frame_len. Used for JSON replies, so they are not built twice. */
+ph_err ph_frame_begin(ph_buf *b, uint8_t kind, uint32_t id, uint32_t status,
+                      const char *route, uint8_t route_len, size_t *start);
+/* PH_ETOOBIG (and the frame removed from b) when it grew past max_frame. */
+ph_err ph_frame_end(ph_buf *b, size_t start, uint32_t max_frame);
+
+/* The decoder. Zero-initialise, then call ph_decoder_init. */
+typedef struct ph_decoder {
+    uint32_t max_frame;           /* frames longer than this are TOO_LARGE */
+    uint8_t header[PH_FRAME_HEADER_LEN]; /* header bytes gathered so far */
+    uint32_t have;                /* bytes of the current frame seen */
+    uint32_t frame_len;           /* of the current frame, once known */
+    ph_buf assembly;              /* a frame that arrived in pieces */
+    ph_err failed;                /* sticky: PH_OK until a format error */
+    char why[96];                 /* what was wrong, for the ERROR frame */
+} ph_decoder;
+
+void ph_decoder_init(ph_decoder *d, uint32_t max_frame);
+void ph_decoder_free(ph_decoder *d);
+
+/* Decode from data[0..len).
+ *   PH_OK:        *used bytes were consumed and *out holds a whole frame.
+ *   PH_EAGAIN:    all len bytes were consumed (*used == len); no frame yet.
+ *   PH_EBADFRAME, PH_ETOOBIG: the stream is broken; d->why says why. Every
+ *                 later call returns the same error. *used is unspecified.
+ *   PH_ENOMEM:    no memory to assemble a split frame; may be retried.
+ * A frame that lies whole inside data is returned without copying: its route
+ * and payload then point into data. */
+ph_err ph_decoder_next(ph_decoder *d, const uint8_t *data, size_t len,
+                       size_t *used, ph_frame *out);
+
+/* 1 when the decoder is between frames (no partial frame held). */
+static inline int ph_decoder_idle(const ph_decoder *d) { return d->have == 0; }
+
+#endif

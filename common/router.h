@@ -1,0 +1,59 @@
+/* The message router. It decides and never does I/O: given one decoded frame
+ * from a peer it appends the frames to send back to an output buffer, which
+ * the platform layer then writes (many frames per write).
+ *
+ * Built-in routes (docs/PROTOCOL.md): sys.ping, sys.echo, sys.hello,
+ * sys.stats. Any other route gets ERROR NO_ROUTE. */
+#ifndef PH_ROUTER_H
+#define PH_ROUTER_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+#include "frame.h"
+
+#define PH_PEER_NAME_MAX 64
+
+/* Counters for sys.stats, summed by the platform layer on request. */
+typedef struct ph_stats {
+    uint64_t uptime_ms;
+    uint64_t connections_current;
+    uint64_t connections_total;
+    uint64_t frames_in;
+    uint64_t frames_out;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t errors_sent;
+    uint64_t pending_instances;
+} ph_stats;
+
+typedef struct ph_router {
+    uint32_t max_frame;          /* reported by sys.hello */
+    const char *server_version;  /* reported by sys.hello, e.g. "0.1.0" */
+    /* Fills a snapshot for sys.stats. Called on a worker thread; must not
+     * block for long. */
+    void (*stats)(void *ctx, ph_stats *out);
+    void *stats_ctx;
+} ph_router;
+
+/* What the router knows of the sender. Owned by the connection. */
+typedef struct ph_peer {
+    uint64_t conn_id;               /* server-wide connection number */
+    uint32_t pid;                   /* client process id, 0 if unknown */
+    char name[PH_PEER_NAME_MAX];    /* from sys.hello; "" until then */
+} ph_peer;
+
+/* What one ph_router_handle call produced, for the counters. */
+typedef struct ph_route_result {
+    uint32_t frames;   /* frames appended to out */
+    uint32_t errors;   /* of which ERROR frames */
+} ph_route_result;
+
+/* Handle frame f from peer, appending replies to out. PH_ENOMEM when a reply
+ * could not be appended (out is then unchanged by that reply and the caller
+ * should close the connection). */
+ph_err ph_router_handle(const ph_router *r, ph_peer *peer, const ph_frame *f,
+                        ph_buf *out, ph_route_result *res);
+
+#endif

@@ -1,0 +1,66 @@
+# Sourced by scripts/run.sh and scripts/test.sh: Debian packages, builds and
+# the Wine prefix. Everything lives under build/ in the checkout.
+
+set -euo pipefail
+PH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PH_BUILD=$PH_ROOT/build
+cd "$PH_ROOT"
+
+# Install what is missing from Debian's packages (as root, or through sudo).
+ph_deps() {
+    local need=()
+    command -v cmake >/dev/null || need+=(cmake)
+    command -v make >/dev/null || need+=(make)
+    command -v gcc >/dev/null || need+=(gcc libc6-dev)
+    command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64)
+    command -v wine >/dev/null || need+=(wine wine64)
+    if [ "${1:-}" = test ]; then
+        command -v clang >/dev/null || need+=(clang)
+        # libFuzzer and clang's sanitizer runtimes.
+        ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
+            >/dev/null 2>&1 || need+=(libclang-rt-dev)
+    fi
+    [ ${#need[@]} -eq 0 ] && return 0
+    echo "== installing: ${need[*]}"
+    local sudo=
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+}
+
+# Configure and build the Windows binaries (mingw-w64).
+ph_build_windows() {
+    cmake -S . -B "$PH_BUILD/mingw" -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake >/dev/null
+    cmake --build "$PH_BUILD/mingw" -j"$(nproc)"
+}
+
+# A Wine prefix of our own, quiet, without the Mono and Gecko prompts.
+ph_wine_env() {
+    export WINEPREFIX=$PH_BUILD/wineprefix
+    export WINEDEBUG=-all
+    export WINEDLLOVERRIDES="mscoree,mshtml="
+    if [ ! -f "$WINEPREFIX/system.reg" ]; then
+        echo "== creating the Wine prefix in $WINEPREFIX"
+        mkdir -p "$WINEPREFIX"
+        wineboot -i >/dev/null 2>&1 || true
+        wineserver -w
+    fi
+}
+
+# One persistent wineserver for the whole run (services and the SCM need it;
+# it also saves a server start per process), and none left afterwards.
+ph_wineserver_start() {
+    wineserver -p
+    trap ph_wineserver_stop EXIT
+    # The first program of a wineserver's life starts Wine's own background
+    # processes (services.exe, winedevice.exe, ...), which inherit its stdout.
+    # Start them here, on /dev/null: if a test started them, ctest would wait
+    # on that inherited pipe until the test timed out.
+    wine cmd.exe /c exit </dev/null >/dev/null 2>&1 || true
+}
+
+ph_wineserver_stop() {
+    wineserver -k 2>/dev/null || true
+    # wineserver -k returns before the server has gone; -w waits for it.
+    wineserver -w 2>/dev/null || true
+}

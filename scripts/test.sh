@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run):
+#  1. native unit tests of the portable core, gcc with ASan and UBSan;
+#  2. the libFuzzer run of the frame decoder, clang;
+#  3. the Windows build's unit and integration tests under Wine.
+# Each step is a ctest run; the last line adds the three up.
+source "$(dirname "$0")/common.sh"
+ph_deps test
+
+total_pass=0
+total_fail=0
+# Run ctest and add its counts to the totals; keep going so every suite
+# reports, and fail at the end.
+run_ctest() {
+    local log
+    log=$(mktemp)
+    set +e
+    ctest "$@" --output-on-failure 2>&1 | tee "$log"
+    set -e
+    local line
+    line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -1)
+    if [ -z "$line" ]; then
+        echo "!! ctest $* reported no result"
+        total_fail=$((total_fail + 1))
+    else
+        local failed all
+        failed=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+        all=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
+        total_pass=$((total_pass + all - failed))
+        total_fail=$((total_fail + failed))
+    fi
+    rm -f "$log"
+}
+
+echo "== native build (gcc, ASan+UBSan): unit tests"
+CC=gcc cmake -S . -B "$PH_BUILD/native" -DPH_SANITIZE=address,undefined >/dev/null
+cmake --build "$PH_BUILD/native" -j"$(nproc)"
+run_ctest --test-dir "$PH_BUILD/native"
+
+echo "== fuzz build (clang, libFuzzer+ASan+UBSan): bounded fuzz run"
+CC=clang cmake -S . -B "$PH_BUILD/fuzz" -DPH_FUZZ=ON -DPH_SANITIZE=address,undefined >/dev/null
+cmake --build "$PH_BUILD/fuzz" -j"$(nproc)" --target fuzz_frame
+run_ctest --test-dir "$PH_BUILD/fuzz" -L fuzz
+
+echo "== Windows build (mingw-w64): unit and integration tests under Wine"
+ph_build_windows
+ph_wine_env
+ph_wineserver_start
+run_ctest --test-dir "$PH_BUILD/mingw" -j2
+
+echo "all suites: $total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

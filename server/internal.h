@@ -1,0 +1,143 @@
+/* Shared by the server's Win32 files: the server, its workers, pipe
+ * instances and connections. Nothing here leaves server/. */
+#ifndef PH_SERVER_INTERNAL_H
+#define PH_SERVER_INTERNAL_H
+
+#include <windows.h>
+
+#include "frame.h"
+#include "options.h"
+#include "router.h"
+#include "server.h"
+
+/* Reads start small so an idle connection commits little memory (Wine
+ * touches every page of a pending read buffer); a read that fills the buffer
+ * shows data is flowing and grows it once to the large size. */
+#define PH_READ_SMALL (4u * 1024u)
+#define PH_READ_LARGE (64u * 1024u)
+/* Above this many queued reply bytes a connection stops reading until its
+ * client takes some: a client that never reads cannot make the server buffer
+ * without bound. */
+#define PH_SEND_QUEUE_MAX (4u * 1024u * 1024u)
+/* Disconnected instances kept for reuse beyond the pending ones. */
+#define PH_SPARE_INSTANCES_MAX 64
+
+typedef struct ph_conn ph_conn;
+typedef struct ph_worker ph_worker;
+
+typedef enum ph_op_type {
+    PH_OP_CONNECT,
+    PH_OP_READ,
+    PH_OP_WRITE,
+    PH_OP_CLOSE /* queued by hand when a close finds nothing outstanding */
+} ph_op_type;
+
+/* One overlapped operation. The OVERLAPPED lives here, inside the connection
+ * that owns it, and is recovered from a completion with CONTAINING_RECORD. */
+typedef struct ph_op {
+    OVERLAPPED ov;
+    ph_op_type type;
+    ph_conn *conn;
+} ph_op;
+
+typedef enum ph_conn_state {
+    PH_CONN_IDLE,      /* a disconnected instance, kept for reuse */
+    PH_CONN_LISTENING, /* ConnectNamedPipe outstanding */
+    PH_CONN_OPEN,      /* a client is connected */
+    PH_CONN_CLOSING    /* cancelled; waiting for completions to drain */
+} ph_conn_state;
+
+/* One pipe instance and, while a client is connected, its connection.
+ * Lifetime: close (cancel I/O) -> drain (ops_pending reaches 0) -> recycle
+ * the instance or free it. Only the thread that sees ops_pending reach 0
+ * with the state CLOSING may finish it. */
+struct ph_conn {
+    ph_server *srv;
+    HANDLE pipe;
+    CRITICAL_SECTION lock;  /* guards everything below */
+    ph_conn_state state;
+    int ops_pending;        /* operations whose completion is still due */
+    int reading;            /* a read is outstanding */
+    int writing;            /* a write is outstanding */
+    int close_after_flush;  /* close once the send queue has been written */
+    int reusable;           /* the pipe may be disconnected and reused */
+    ph_op op_connect, op_read, op_write, op_close;
+    uint8_t *rbuf;          /* read buffer, rcap bytes; owned */
+    uint32_t rcap;
+    ph_decoder decoder;
+    ph_buf send_queue;      /* encoded frames not yet handed to WriteFile */
+    ph_buf in_flight;       /* bytes of the outstanding WriteFile */
+    size_t in_flight_done;  /* of in_flight, bytes already written */
+    ph_peer peer;
+    ph_conn *prev, *next;   /* in srv->listening, srv->open or srv->spare */
+};
+
+/* Per-worker counters: each is written by one thread only, so the hot path
+ * takes no lock and shares no cache line; sys.stats sums them. */
+typedef struct ph_counters {
+    volatile LONG64 frames_in, frames_out, bytes_in, bytes_out, errors_sent;
+    char pad[64 - (5 * sizeof(LONG64)) % 64];
+} ph_counters;
+
+struct ph_worker {
+    ph_server *srv;
+    HANDLE thread;
+    ph_counters counters;
+};
+
+typedef struct ph_conn_list {
+    ph_conn *head;
+    unsigned count;
+} ph_conn_list;
+
+struct ph_server {
+    ph_options opts;
+    ph_router router;
+    HANDLE port;
+    ph_worker *workers;
+    unsigned nworkers;
+    ULONGLONG started_ms;
+    CRITICAL_SECTION lock;  /* guards the lists, the ids and stopping */
+    ph_conn_list listening; /* instances with ConnectNamedPipe outstanding */
+    ph_conn_list open;      /* connected clients */
+    ph_conn_list spare;     /* disconnected instances ready for reuse */
+    unsigned closing;       /* connections draining, in no list */
+    uint64_t next_conn_id;
+    uint64_t connections_total;
+    int stopping;
+    HANDLE drained;         /* set when stopping and nothing is left */
+    SECURITY_ATTRIBUTES *sa;
+};
+
+/* Completion keys: 0 for I/O; PH_KEY_QUIT tells a worker to exit. */
+#define PH_KEY_QUIT 1
+
+/* win_iocp.c */
+ph_err ph_iocp_start(ph_server *srv);
+void ph_iocp_stop(ph_server *srv);
+
+/* win_listener.c: keep opts.pending_instances instances listening. Takes
+ * srv->lock; call without any conn lock held. */
+ph_err ph_listener_create_first(ph_server *srv);
+void ph_listener_refill(ph_server *srv);
+/* A finished connection's instance comes back: reused or freed. */
+void ph_listener_recycle(ph_server *srv, ph_conn *c);
+void ph_listener_stop(ph_server *srv);
+
+/* win_conn.c */
+ph_conn *ph_conn_new(ph_server *srv, HANDLE pipe);
+void ph_conn_free(ph_conn *c);
+/* Forget the last client before the instance is reused. */
+void ph_conn_reset(ph_conn *c);
+/* Arm ConnectNamedPipe on an idle instance (srv->lock held). */
+ph_err ph_conn_listen(ph_conn *c);
+/* A completion for one of c's operations. */
+void ph_conn_complete(ph_worker *w, ph_op *op, DWORD bytes, DWORD error);
+/* Begin closing (takes c->lock). */
+void ph_conn_close(ph_conn *c, const char *why);
+
+/* List helpers (srv->lock held). */
+void ph_list_push(ph_conn_list *l, ph_conn *c);
+void ph_list_remove(ph_conn_list *l, ph_conn *c);
+
+#endif

@@ -1,0 +1,422 @@
+/* One connection's life: reads into the decoder, frames to the router,
+ * replies gathered in the send queue and written many per WriteFile, and
+ * close -> drain -> finish.
+ *
+ * Every handle has FILE_SKIP_COMPLETION_PORT_ON_SUCCESS set, so a ReadFile or
+ * WriteFile that completes at once is handled inline (no packet comes for
+ * it) and only operations that really pend cost a completion. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "platform.h"
+#include "win_error.h"
+
+static void op_init(ph_op *op, ph_op_type type, ph_conn *c)
+{
+    memset(op, 0, sizeof *op);
+    op->type = type;
+    op->conn = c;
+}
+
+ph_conn *ph_conn_new(ph_server *srv, HANDLE pipe)
+{
+    ph_conn *c = ph_alloc(sizeof *c);
+
+    if (c == NULL)
+        return NULL;
+    memset(c, 0, sizeof *c);
+    c->srv = srv;
+    c->pipe = pipe;
+    InitializeCriticalSection(&c->lock);
+    op_init(&c->op_connect, PH_OP_CONNECT, c);
+    op_init(&c->op_read, PH_OP_READ, c);
+    op_init(&c->op_write, PH_OP_WRITE, c);
+    op_init(&c->op_close, PH_OP_CLOSE, c);
+    ph_decoder_init(&c->decoder, srv->opts.max_frame_bytes);
+    return c;
+}
+
+void ph_conn_free(ph_conn *c)
+{
+    if (c->pipe != INVALID_HANDLE_VALUE)
+        CloseHandle(c->pipe);
+    ph_decoder_free(&c->decoder);
+    ph_buf_free(&c->send_queue);
+    ph_buf_free(&c->in_flight);
+    ph_free(c->rbuf);
+    DeleteCriticalSection(&c->lock);
+    ph_free(c);
+}
+
+/* Forget the last client so the instance can serve the next one. Large
+ * buffers are dropped: the next client may well be idle. */
+void ph_conn_reset(ph_conn *c)
+{
+    ph_decoder_free(&c->decoder);
+    ph_decoder_init(&c->decoder, c->srv->opts.max_frame_bytes);
+    if (c->send_queue.cap > PH_READ_LARGE)
+        ph_buf_free(&c->send_queue);
+    if (c->in_flight.cap > PH_READ_LARGE)
+        ph_buf_free(&c->in_flight);
+    c->send_queue.len = c->in_flight.len = c->in_flight_done = 0;
+    if (c->rcap > PH_READ_SMALL) {
+        ph_free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+    c->reading = c->writing = c->close_after_flush = c->reusable = 0;
+    memset(&c->peer, 0, sizeof c->peer);
+    c->state = PH_CONN_IDLE;
+}
+
+ph_err ph_conn_listen(ph_conn *c)
+{
+    DWORD e;
+
+    memset(&c->op_connect.ov, 0, sizeof c->op_connect.ov);
+    c->state = PH_CONN_LISTENING;
+    c->ops_pending = 1;
+    if (ConnectNamedPipe(c->pipe, &c->op_connect.ov))
+        e = ERROR_PIPE_CONNECTED;
+    else
+        e = GetLastError();
+    switch (e) {
+    case ERROR_IO_PENDING:
+        break;
+    case ERROR_PIPE_CONNECTED:
+        /* The client connected between CreateNamedPipe (or the last
+         * DisconnectNamedPipe) and now: no completion will come for it, so
+         * queue one, and the connection starts like every other. */
+        if (!PostQueuedCompletionStatus(c->srv->port, 0, 0, &c->op_connect.ov)) {
+            e = GetLastError();
+            goto fail;
+        }
+        break;
+    default:
+        goto fail;
+    }
+    ph_list_push(&c->srv->listening, c);
+    return PH_OK;
+fail:
+    c->ops_pending = 0;
+    c->state = PH_CONN_IDLE;
+    return ph_win_err(e);
+}
+
+/* c->lock held. Begin closing: cancel what is outstanding; whoever takes the
+ * last completion finishes the connection. */
+static void close_locked(ph_conn *c, int reusable, const char *why)
+{
+    if (c->state != PH_CONN_OPEN)
+        return;
+    c->state = PH_CONN_CLOSING;
+    c->reusable = reusable;
+    ph_log(PH_LOG_INFO, "conn %llu pid %lu: disconnected (%s)",
+           (unsigned long long)c->peer.conn_id, (unsigned long)c->peer.pid, why);
+    if (c->ops_pending > 0)
+        CancelIoEx(c->pipe, NULL);
+}
+
+/* Close for a Win32 error from a read or write. */
+static void close_for(ph_conn *c, DWORD e)
+{
+    char why[64];
+
+    switch (e) {
+    case ERROR_BROKEN_PIPE:
+    case ERROR_NO_DATA:
+    case ERROR_PIPE_NOT_CONNECTED:
+        close_locked(c, 1, "client closed");
+        return;
+    default:
+        snprintf(why, sizeof why, "I/O error %lu", (unsigned long)e);
+        close_locked(c, 0, why);
+    }
+}
+
+void ph_conn_close(ph_conn *c, const char *why)
+{
+    EnterCriticalSection(&c->lock);
+    if (c->state == PH_CONN_OPEN) {
+        close_locked(c, 0, why);
+        /* Nothing outstanding means no completion would ever come to finish
+         * the connection: queue one. */
+        if (c->ops_pending == 0) {
+            c->ops_pending++;
+            if (!PostQueuedCompletionStatus(c->srv->port, 0, 0,
+                                            &c->op_close.ov)) {
+                c->ops_pending--;
+                ph_log(PH_LOG_ERROR, "conn %llu: cannot queue its close "
+                       "(error %lu)", (unsigned long long)c->peer.conn_id,
+                       GetLastError());
+            }
+        }
+    }
+    LeaveCriticalSection(&c->lock);
+}
+
+/* A frame-level failure: tell the client why, then close once the ERROR
+ * frame has been written. The pipe is then closed, not disconnected, so the
+ * client can still read the ERROR (DisconnectNamedPipe would discard it). */
+static void fail_stream(ph_worker *w, ph_conn *c, ph_err code, const char *why)
+{
+    ph_log(PH_LOG_WARN, "conn %llu pid %lu: %s: %s; closing",
+           (unsigned long long)c->peer.conn_id, (unsigned long)c->peer.pid,
+           ph_strerror(code), why);
+    if (ph_frame_append_error(&c->send_queue, 0, code, why) == PH_OK) {
+        w->counters.frames_out++;
+        w->counters.errors_sent++;
+    }
+    c->close_after_flush = 1;
+}
+
+/* n bytes arrived in rbuf: decode every whole frame and route it. */
+static void on_data(ph_worker *w, ph_conn *c, uint32_t n)
+{
+    const ph_router *router = &c->srv->router;
+    ph_route_result res;
+    size_t off = 0, used;
+    ph_frame f;
+    ph_err err;
+
+    w->counters.bytes_in += n;
+    while (off < n) {
+        err = ph_decoder_next(&c->decoder, c->rbuf + off, n - off, &used, &f);
+        if (err == PH_EAGAIN)
+            break;
+        if (err == PH_ENOMEM) {
+            fail_stream(w, c, PH_EINTERNAL, "server out of memory");
+            return;
+        }
+        if (err != PH_OK) {
+            fail_stream(w, c, err, c->decoder.why);
+            return;
+        }
+        off += used;
+        w->counters.frames_in++;
+        err = ph_router_handle(router, &c->peer, &f, &c->send_queue, &res);
+        w->counters.frames_out += res.frames;
+        w->counters.errors_sent += res.errors;
+        if (err != PH_OK) {
+            fail_stream(w, c, PH_EINTERNAL, "server out of memory");
+            return;
+        }
+    }
+    /* A read that filled the buffer says more is coming: read bigger. The
+     * frames above may point into rbuf, so this waits until they are done. */
+    if (n == c->rcap && c->rcap < PH_READ_LARGE) {
+        uint8_t *p = ph_realloc(c->rbuf, PH_READ_LARGE);
+        if (p != NULL) {
+            c->rbuf = p;
+            c->rcap = PH_READ_LARGE;
+        }
+    }
+}
+
+static void wrote(ph_worker *w, ph_conn *c, DWORD n)
+{
+    w->counters.bytes_out += n;
+    c->in_flight_done += n;
+    if (c->in_flight_done >= c->in_flight.len)
+        c->in_flight.len = c->in_flight_done = 0;
+}
+
+/* Write what is queued. The whole send queue goes in one WriteFile: every
+ * reply produced since the last write shares one call. */
+static void start_write(ph_worker *w, ph_conn *c)
+{
+    DWORD e;
+
+    if (c->in_flight.len == 0) {
+        ph_buf t = c->in_flight;
+        c->in_flight = c->send_queue;
+        c->send_queue = t;
+        c->in_flight_done = 0;
+    }
+    memset(&c->op_write.ov, 0, sizeof c->op_write.ov);
+    if (WriteFile(c->pipe, c->in_flight.data + c->in_flight_done,
+                  (DWORD)(c->in_flight.len - c->in_flight_done), NULL,
+                  &c->op_write.ov)) {
+        wrote(w, c, (DWORD)c->op_write.ov.InternalHigh);
+        return;
+    }
+    e = GetLastError();
+    if (e == ERROR_IO_PENDING) {
+        c->writing = 1;
+        c->ops_pending++;
+        return;
+    }
+    close_for(c, e);
+}
+
+/* Returns 1 when data was read and handled at once, 0 when the read is now
+ * pending or the connection is closing. */
+static int read_now(ph_worker *w, ph_conn *c)
+{
+    DWORD e;
+
+    if (c->rbuf == NULL) {
+        c->rbuf = ph_alloc(PH_READ_SMALL);
+        if (c->rbuf == NULL) {
+            close_locked(c, 0, "out of memory");
+            return 0;
+        }
+        c->rcap = PH_READ_SMALL;
+    }
+    memset(&c->op_read.ov, 0, sizeof c->op_read.ov);
+    if (ReadFile(c->pipe, c->rbuf, c->rcap, NULL, &c->op_read.ov)) {
+        on_data(w, c, (uint32_t)c->op_read.ov.InternalHigh);
+        return 1;
+    }
+    e = GetLastError();
+    if (e == ERROR_IO_PENDING) {
+        c->reading = 1;
+        c->ops_pending++;
+        return 0;
+    }
+    close_for(c, e);
+    return 0;
+}
+
+/* c->lock held. Move the connection along as far as it can go without
+ * waiting: write what is queued, then read (and handle) what is waiting,
+ * until something pends. Reading stops while the send queue is over its
+ * limit, which is how a client that does not read its replies is held back. */
+static void pump(ph_worker *w, ph_conn *c)
+{
+    while (c->state == PH_CONN_OPEN) {
+        if (!c->writing && (c->in_flight.len > 0 || c->send_queue.len > 0)) {
+            start_write(w, c);
+            continue;
+        }
+        if (c->close_after_flush) {
+            if (!c->writing)
+                close_locked(c, 0, "protocol error");
+            return;
+        }
+        if (c->reading || c->send_queue.len >= PH_SEND_QUEUE_MAX)
+            return;
+        if (!read_now(w, c))
+            return;
+    }
+}
+
+/* Every completion has come back from a closed connection: take it off the
+ * open list and give its instance back to the listener. No lock held. */
+static void finish(ph_conn *c)
+{
+    ph_server *srv = c->srv;
+
+    EnterCriticalSection(&srv->lock);
+    ph_list_remove(&srv->open, c);
+    LeaveCriticalSection(&srv->lock);
+    ph_listener_recycle(srv, c);
+}
+
+static void on_connect(ph_worker *w, ph_conn *c, DWORD error)
+{
+    ph_server *srv = c->srv;
+    ULONG pid = 0;
+    int accept;
+
+    EnterCriticalSection(&srv->lock);
+    ph_list_remove(&srv->listening, c);
+    c->ops_pending = 0;
+    accept = error == 0 && !srv->stopping;
+    if (accept) {
+        c->state = PH_CONN_OPEN;
+        c->peer.conn_id = ++srv->next_conn_id;
+        srv->connections_total++;
+        ph_list_push(&srv->open, c);
+    }
+    LeaveCriticalSection(&srv->lock);
+
+    if (!accept) {
+        /* Cancelled at shutdown, or the instance broke: it is not reused. */
+        if (error != ERROR_OPERATION_ABORTED && error != 0)
+            ph_log(PH_LOG_WARN, "pipe instance failed to connect (error %lu)",
+                   (unsigned long)error);
+        c->state = PH_CONN_IDLE;
+        ph_listener_recycle(srv, c);
+        return;
+    }
+    if (GetNamedPipeClientProcessId(c->pipe, &pid))
+        c->peer.pid = pid;
+    ph_log(PH_LOG_INFO, "conn %llu pid %lu: connected",
+           (unsigned long long)c->peer.conn_id, (unsigned long)pid);
+    /* Keep the name served before serving this client. */
+    ph_listener_refill(srv);
+
+    EnterCriticalSection(&c->lock);
+    pump(w, c);
+    /* Shutdown may have closed c between the two locks above. */
+    accept = c->state == PH_CONN_CLOSING && c->ops_pending == 0;
+    LeaveCriticalSection(&c->lock);
+    if (accept)
+        finish(c);
+}
+
+void ph_conn_complete(ph_worker *w, ph_op *op, DWORD bytes, DWORD error)
+{
+    ph_conn *c = op->conn;
+    int done;
+
+    if (op->type == PH_OP_CONNECT) {
+        on_connect(w, c, error);
+        return;
+    }
+    EnterCriticalSection(&c->lock);
+    c->ops_pending--;
+    switch (op->type) {
+    case PH_OP_READ:
+        c->reading = 0;
+        if (c->state != PH_CONN_OPEN)
+            break;
+        if (error)
+            close_for(c, error);
+        else
+            on_data(w, c, bytes);
+        break;
+    case PH_OP_WRITE:
+        c->writing = 0;
+        if (c->state != PH_CONN_OPEN)
+            break;
+        if (error)
+            close_for(c, error);
+        else
+            wrote(w, c, bytes);
+        break;
+    default:
+        break;
+    }
+    pump(w, c);
+    done = c->state == PH_CONN_CLOSING && c->ops_pending == 0;
+    LeaveCriticalSection(&c->lock);
+    if (done)
+        finish(c);
+}
+
+void ph_list_push(ph_conn_list *l, ph_conn *c)
+{
+    c->prev = NULL;
+    c->next = l->head;
+    if (l->head)
+        l->head->prev = c;
+    l->head = c;
+    l->count++;
+}
+
+void ph_list_remove(ph_conn_list *l, ph_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    l->count--;
+}

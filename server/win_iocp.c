@@ -1,0 +1,89 @@
+/* The completion port and the worker threads that drain it. */
+#include "internal.h"
+
+#include <string.h>
+
+#include "log.h"
+#include "platform.h"
+#include "win_error.h"
+
+static DWORD WINAPI worker_main(LPVOID arg)
+{
+    ph_worker *w = arg;
+    ph_server *srv = w->srv;
+    OVERLAPPED *ov;
+    ULONG_PTR key;
+    DWORD bytes, error;
+    BOOL ok;
+
+    for (;;) {
+        ok = GetQueuedCompletionStatus(srv->port, &bytes, &key, &ov, INFINITE);
+        if (ov == NULL) {
+            if (key == PH_KEY_QUIT)
+                return 0;
+            /* The port itself failed: nothing more can be served. */
+            ph_log(PH_LOG_ERROR, "completion port failed (error %lu)",
+                   GetLastError());
+            return 1;
+        }
+        error = ok ? 0 : GetLastError();
+        ph_conn_complete(w, CONTAINING_RECORD(ov, ph_op, ov), bytes, error);
+    }
+}
+
+ph_err ph_iocp_start(ph_server *srv)
+{
+    SYSTEM_INFO si;
+    unsigned n = srv->opts.worker_threads, i;
+
+    if (n == 0) {
+        GetSystemInfo(&si);
+        n = si.dwNumberOfProcessors ? si.dwNumberOfProcessors : 1;
+    }
+    /* WaitForMultipleObjects joins at most 64 threads at once. */
+    if (n > MAXIMUM_WAIT_OBJECTS)
+        n = MAXIMUM_WAIT_OBJECTS;
+    srv->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, n);
+    if (srv->port == NULL)
+        return ph_win_err(GetLastError());
+    srv->workers = ph_alloc(n * sizeof *srv->workers);
+    if (srv->workers == NULL)
+        goto fail;
+    memset(srv->workers, 0, n * sizeof *srv->workers);
+    for (i = 0; i < n; i++) {
+        srv->workers[i].srv = srv;
+        srv->workers[i].thread =
+            CreateThread(NULL, 0, worker_main, &srv->workers[i], 0, NULL);
+        if (srv->workers[i].thread == NULL)
+            break;
+        srv->nworkers++;
+    }
+    if (srv->nworkers == n)
+        return PH_OK;
+    ph_iocp_stop(srv);
+    return PH_EINTERNAL;
+fail:
+    CloseHandle(srv->port);
+    srv->port = NULL;
+    return PH_ENOMEM;
+}
+
+void ph_iocp_stop(ph_server *srv)
+{
+    HANDLE threads[MAXIMUM_WAIT_OBJECTS];
+    unsigned i;
+
+    for (i = 0; i < srv->nworkers; i++) {
+        PostQueuedCompletionStatus(srv->port, 0, PH_KEY_QUIT, NULL);
+        threads[i] = srv->workers[i].thread;
+    }
+    if (srv->nworkers)
+        WaitForMultipleObjects(srv->nworkers, threads, TRUE, INFINITE);
+    for (i = 0; i < srv->nworkers; i++)
+        CloseHandle(threads[i]);
+    srv->nworkers = 0;
+    ph_free(srv->workers);
+    srv->workers = NULL;
+    CloseHandle(srv->port);
+    srv->port = NULL;
+}
