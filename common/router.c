@@ -54,14 +54,14 @@ static ph_err sys_echo(const ph_router *r, ph_peer *peer, const ph_frame *f,
 }
 
 /* JSON replies are written straight into the output buffer. */
-static ph_err json_reply_end(const ph_router *r, ph_buf *out, size_t start,
+static ph_err json_reply_end(const ph_peer *peer, ph_buf *out, size_t start,
                              ph_json *j, const ph_frame *f,
                              ph_route_result *res)
 {
     ph_err err = ph_json_end(j);
 
     if (err == PH_OK)
-        err = ph_frame_end(out, start, r->max_frame);
+        err = ph_frame_end(out, start, peer->max_frame);
     else
         out->len = start;
     if (err == PH_ETOOBIG)
@@ -93,11 +93,11 @@ static ph_err sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
     ph_json_str(&j, "server", "pipehubd", 8);
     ph_json_str(&j, "version", r->server_version, strlen(r->server_version));
     ph_json_u64(&j, "protocol", PH_PROTOCOL_VERSION);
-    ph_json_u64(&j, "max_frame", r->max_frame);
+    ph_json_u64(&j, "max_frame", peer->max_frame);
     ph_json_u64(&j, "conn_id", peer->conn_id);
     if (peer->name[0])
         ph_json_str(&j, "client", peer->name, strlen(peer->name));
-    return json_reply_end(r, out, start, &j, f, res);
+    return json_reply_end(peer, out, start, &j, f, res);
 }
 
 static ph_err sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
@@ -124,7 +124,9 @@ static ph_err sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
     ph_json_u64(&j, "bytes_out", s.bytes_out);
     ph_json_u64(&j, "errors_sent", s.errors_sent);
     ph_json_u64(&j, "pending_instances", s.pending_instances);
-    return json_reply_end(r, out, start, &j, f, res);
+    ph_json_u64(&j, "config_generation", s.config_generation);
+    ph_json_u64(&j, "config_loaded_ms", s.config_loaded_ms);
+    return json_reply_end(peer, out, start, &j, f, res);
 }
 
 static const struct {

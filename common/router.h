@@ -26,10 +26,11 @@ typedef struct ph_stats {
     uint64_t bytes_out;
     uint64_t errors_sent;
     uint64_t pending_instances;
+    uint64_t config_generation;  /* 1 at start, +1 per applied reload */
+    uint64_t config_loaded_ms;   /* when it was loaded, Unix time in ms */
 } ph_stats;
 
 typedef struct ph_router {
-    uint32_t max_frame;          /* reported by sys.hello */
     const char *server_version;  /* reported by sys.hello, e.g. "0.1.0" */
     /* Fills a snapshot for sys.stats. Called on a worker thread; must not
      * block for long. */
@@ -40,6 +41,8 @@ typedef struct ph_router {
 /* What the router knows of the sender. Owned by the connection. */
 typedef struct ph_peer {
     uint64_t conn_id;               /* server-wide connection number */
+    uint32_t max_frame;             /* the limit in force for this peer:
+                                       reported by sys.hello, bounds replies */
     uint32_t pid;                   /* client process id, 0 if unknown */
     char name[PH_PEER_NAME_MAX];    /* from sys.hello; "" until then */
 } ph_peer;

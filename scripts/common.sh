@@ -16,6 +16,8 @@ ph_deps() {
     command -v wine >/dev/null || need+=(wine wine64)
     if [ "${1:-}" = test ]; then
         command -v clang >/dev/null || need+=(clang)
+        # Debian's inih: the config tests run against it as well as ours.
+        [ -f /usr/include/ini.h ] || need+=(libinih-dev)
         # libFuzzer and clang's sanitizer runtimes.
         ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
             >/dev/null 2>&1 || need+=(libclang-rt-dev)

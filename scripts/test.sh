@@ -33,13 +33,13 @@ run_ctest() {
 }
 
 echo "== native build (gcc, ASan+UBSan): unit tests"
-CC=gcc cmake -S . -B "$PH_BUILD/native" -DPH_SANITIZE=address,undefined >/dev/null
+CC=gcc cmake -S . -B "$PH_BUILD/native" -DPH_SANITIZE=address,undefined -DPH_REQUIRE_INIH=ON >/dev/null
 cmake --build "$PH_BUILD/native" -j"$(nproc)"
 run_ctest --test-dir "$PH_BUILD/native"
 
-echo "== fuzz build (clang, libFuzzer+ASan+UBSan): bounded fuzz run"
-CC=clang cmake -S . -B "$PH_BUILD/fuzz" -DPH_FUZZ=ON -DPH_SANITIZE=address,undefined >/dev/null
-cmake --build "$PH_BUILD/fuzz" -j"$(nproc)" --target fuzz_frame
+echo "== fuzz build (clang, libFuzzer+ASan+UBSan): bounded fuzz runs of the frame decoder and the INI reader"
+CC=clang cmake -S . -B "$PH_BUILD/fuzz" -DPH_FUZZ=ON -DPH_SANITIZE=address,undefined -DPH_REQUIRE_INIH=ON >/dev/null
+cmake --build "$PH_BUILD/fuzz" -j"$(nproc)" --target fuzz_frame fuzz_ini
 run_ctest --test-dir "$PH_BUILD/fuzz" -L fuzz
 
 echo "== Windows build (mingw-w64): unit and integration tests under Wine"

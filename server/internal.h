@@ -15,10 +15,6 @@
  * shows data is flowing and grows it once to the large size. */
 #define PH_READ_SMALL (4u * 1024u)
 #define PH_READ_LARGE (64u * 1024u)
-/* Above this many queued reply bytes a connection stops reading until its
- * client takes some: a client that never reads cannot make the server buffer
- * without bound. */
-#define PH_SEND_QUEUE_MAX (4u * 1024u * 1024u)
 /* Disconnected instances kept for reuse beyond the pending ones. */
 #define PH_SPARE_INSTANCES_MAX 64
 
@@ -60,7 +56,9 @@ struct ph_conn {
     int reading;            /* a read is outstanding */
     int writing;            /* a write is outstanding */
     int close_after_flush;  /* close once the send queue has been written */
+    const char *close_why;  /* static text: why, for the log */
     int reusable;           /* the pipe may be disconnected and reused */
+    ULONGLONG last_active;  /* GetTickCount64 of the last bytes received */
     ph_op op_connect, op_read, op_write, op_close;
     uint8_t *rbuf;          /* read buffer, rcap bytes; owned */
     uint32_t rcap;
@@ -90,8 +88,24 @@ typedef struct ph_conn_list {
     unsigned count;
 } ph_conn_list;
 
-struct ph_server {
+/* One loaded configuration. Generations are never changed once published
+ * and live until the server stops, so a worker may keep using the one it
+ * read while a reload publishes the next. */
+typedef struct ph_generation {
     ph_options opts;
+    uint32_t number;              /* 1 at start */
+    uint64_t loaded_ms;           /* Unix time in ms */
+    struct ph_generation *older;
+} ph_generation;
+
+struct ph_server {
+    ph_options opts;        /* as started: what cannot change live */
+    ph_generation *live;    /* the current generation: read with
+                               ph_server_live(), published by reload */
+    char config_path[PH_PATH_MAX]; /* "" when running on defaults */
+    CRITICAL_SECTION reload_lock;  /* one reload at a time */
+    HANDLE idle_timer;      /* closes idle clients, when configured */
+    ph_counters control;    /* frames queued by the control thread */
     ph_router router;
     HANDLE port;
     ph_worker *workers;
@@ -106,8 +120,15 @@ struct ph_server {
     uint64_t connections_total;
     int stopping;
     HANDLE drained;         /* set when stopping and nothing is left */
-    SECURITY_ATTRIBUTES *sa;
+    SECURITY_ATTRIBUTES sa; /* from [security] sddl */
+    PSECURITY_DESCRIPTOR sd; /* owned: LocalFree */
 };
+
+/* The settings in force now. */
+static inline const ph_options *ph_server_live(ph_server *srv)
+{
+    return &__atomic_load_n(&srv->live, __ATOMIC_ACQUIRE)->opts;
+}
 
 /* Completion keys: 0 for I/O; PH_KEY_QUIT tells a worker to exit. */
 #define PH_KEY_QUIT 1
@@ -122,7 +143,11 @@ ph_err ph_listener_create_first(ph_server *srv);
 void ph_listener_refill(ph_server *srv);
 /* A finished connection's instance comes back: reused or freed. */
 void ph_listener_recycle(ph_server *srv, ph_conn *c);
-void ph_listener_stop(ph_server *srv);
+/* Stop accepting and close every connection: politely (an EVENT
+ * sys.shutdown, then close once written) or, with force, by cancelling. */
+void ph_listener_stop(ph_server *srv, int force);
+/* Close every open connection that has been silent for idle_ms. */
+void ph_listener_close_idle(ph_server *srv, uint32_t idle_ms);
 
 /* win_conn.c */
 ph_conn *ph_conn_new(ph_server *srv, HANDLE pipe);
@@ -135,6 +160,11 @@ ph_err ph_conn_listen(ph_conn *c);
 void ph_conn_complete(ph_worker *w, ph_op *op, DWORD bytes, DWORD error);
 /* Begin closing (takes c->lock). */
 void ph_conn_close(ph_conn *c, const char *why);
+/* At shutdown: queue an EVENT sys.shutdown, then close once it is written
+ * (takes c->lock). */
+void ph_conn_shutdown(ph_conn *c);
+/* Close c if it has received nothing for idle_ms (takes c->lock). */
+void ph_conn_close_if_idle(ph_conn *c, ULONGLONG now, uint32_t idle_ms);
 
 /* List helpers (srv->lock held). */
 void ph_list_push(ph_conn_list *l, ph_conn *c);

@@ -1,15 +1,44 @@
-/* Glue: start and stop one server; the counters behind sys.stats. */
+/* Glue: start, stop and reload one server; the counters behind sys.stats. */
 #include "internal.h"
 
+#include <sddl.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "config.h"
 #include "log.h"
 #include "platform.h"
 
 #define PH_VERSION "0.1.0"
-/* How long a stop waits for connections to drain before giving up on them.
- * Cancelled I/O completes promptly, so this is only a guard. */
+/* A stop first lets every client read its sys.shutdown EVENT; a client that
+ * does not read within this grace is then cut off by cancelling its I/O. */
+#define STOP_GRACE_MS 2000
+/* After the cut-off, cancelled I/O completes promptly; this is only a guard
+ * against a connection that never drains. */
 #define DRAIN_TIMEOUT_MS 10000
+#define PROGRESS_MS 250
+#define IDLE_CHECK_MS 1000
+
+static uint64_t unix_ms(void)
+{
+    FILETIME ft;
+    ULARGE_INTEGER t;
+
+    GetSystemTimeAsFileTime(&ft);
+    t.LowPart = ft.dwLowDateTime;
+    t.HighPart = ft.dwHighDateTime;
+    /* 100 ns ticks since 1601 -> ms since 1970. */
+    return t.QuadPart / 10000u - 11644473600000ull;
+}
+
+static void add_counters(ph_stats *s, const ph_counters *k)
+{
+    s->frames_in += (uint64_t)k->frames_in;
+    s->frames_out += (uint64_t)k->frames_out;
+    s->bytes_in += (uint64_t)k->bytes_in;
+    s->bytes_out += (uint64_t)k->bytes_out;
+    s->errors_sent += (uint64_t)k->errors_sent;
+}
 
 /* Runs on a worker that holds a connection's lock, so it must not take
  * srv->lock (whose holders take connection locks): the list counts are read
@@ -17,20 +46,59 @@
 static void collect_stats(void *ctx, ph_stats *s)
 {
     ph_server *srv = ctx;
+    const ph_generation *g = __atomic_load_n(&srv->live, __ATOMIC_ACQUIRE);
     unsigned i;
 
     s->uptime_ms = GetTickCount64() - srv->started_ms;
     s->connections_current = *(volatile unsigned *)&srv->open.count;
     s->connections_total = *(volatile uint64_t *)&srv->connections_total;
     s->pending_instances = *(volatile unsigned *)&srv->listening.count;
-    for (i = 0; i < srv->nworkers; i++) {
-        const ph_counters *k = &srv->workers[i].counters;
-        s->frames_in += (uint64_t)k->frames_in;
-        s->frames_out += (uint64_t)k->frames_out;
-        s->bytes_in += (uint64_t)k->bytes_in;
-        s->bytes_out += (uint64_t)k->bytes_out;
-        s->errors_sent += (uint64_t)k->errors_sent;
+    s->config_generation = g->number;
+    s->config_loaded_ms = g->loaded_ms;
+    for (i = 0; i < srv->nworkers; i++)
+        add_counters(s, &srv->workers[i].counters);
+    add_counters(s, &srv->control);
+}
+
+/* The [security] sddl string becomes the pipe's security descriptor. */
+static ph_err make_security(ph_server *srv)
+{
+    srv->sa.nLength = sizeof srv->sa;
+    srv->sa.bInheritHandle = FALSE;
+    srv->sa.lpSecurityDescriptor = NULL;
+    if (srv->opts.sddl[0] == '\0')
+        return PH_OK; /* the system's default for the service's account */
+    if (!ConvertStringSecurityDescriptorToSecurityDescriptorA(
+            srv->opts.sddl, SDDL_REVISION_1, &srv->sd, NULL)) {
+        ph_log_event(PH_LOG_ERROR, "[security] sddl '%s' is not a valid "
+                     "security descriptor (error %lu)", srv->opts.sddl,
+                     GetLastError());
+        return PH_EINVAL;
     }
+    srv->sa.lpSecurityDescriptor = srv->sd;
+    return PH_OK;
+}
+
+static void CALLBACK idle_tick(PVOID ctx, BOOLEAN fired)
+{
+    ph_server *srv = ctx;
+    uint32_t idle_ms = ph_server_live(srv)->idle_timeout_ms;
+
+    if (idle_ms != 0)
+        ph_listener_close_idle(srv, idle_ms);
+}
+
+static ph_generation *new_generation(const ph_options *opts, uint32_t number)
+{
+    ph_generation *g = ph_alloc(sizeof *g);
+
+    if (g == NULL)
+        return NULL;
+    memset(g, 0, sizeof *g);
+    g->opts = *opts;
+    g->number = number;
+    g->loaded_ms = unix_ms();
+    return g;
 }
 
 static void free_spares(ph_server *srv)
@@ -43,7 +111,45 @@ static void free_spares(ph_server *srv)
     }
 }
 
-ph_err ph_server_start(const ph_options *opts, ph_server **out)
+static void free_server(ph_server *srv)
+{
+    ph_generation *g, *older;
+
+    for (g = srv->live; g != NULL; g = older) {
+        older = g->older;
+        ph_free(g);
+    }
+    if (srv->sd != NULL)
+        LocalFree(srv->sd);
+    if (srv->drained != NULL)
+        CloseHandle(srv->drained);
+    DeleteCriticalSection(&srv->reload_lock);
+    DeleteCriticalSection(&srv->lock);
+    ph_free(srv);
+}
+
+/* Wait for the drained event, calling progress every PROGRESS_MS. */
+static int wait_drained(ph_server *srv, DWORD ms, ph_progress_fn progress,
+                        void *ctx)
+{
+    ULONGLONG end = GetTickCount64() + ms, now;
+
+    for (;;) {
+        now = GetTickCount64();
+        if (now >= end)
+            return 0;
+        if (WaitForSingleObject(srv->drained,
+                                (DWORD)(end - now < PROGRESS_MS ? end - now
+                                                                : PROGRESS_MS)) ==
+            WAIT_OBJECT_0)
+            return 1;
+        if (progress)
+            progress(ctx);
+    }
+}
+
+ph_err ph_server_start(const ph_options *opts, const char *config_path,
+                       ph_server **out)
 {
     ph_server *srv = ph_alloc(sizeof *srv);
     ph_err err;
@@ -52,64 +158,136 @@ ph_err ph_server_start(const ph_options *opts, ph_server **out)
         return PH_ENOMEM;
     memset(srv, 0, sizeof *srv);
     srv->opts = *opts;
-    srv->router.max_frame = opts->max_frame_bytes;
+    snprintf(srv->config_path, sizeof srv->config_path, "%s",
+             config_path ? config_path : "");
     srv->router.server_version = PH_VERSION;
     srv->router.stats = collect_stats;
     srv->router.stats_ctx = srv;
     srv->started_ms = GetTickCount64();
     InitializeCriticalSection(&srv->lock);
+    InitializeCriticalSection(&srv->reload_lock);
+    srv->live = new_generation(opts, 1);
     srv->drained = CreateEventA(NULL, TRUE, FALSE, NULL);
-    if (srv->drained == NULL) {
-        err = PH_EINTERNAL;
-        goto fail_event;
+    if (srv->live == NULL || srv->drained == NULL) {
+        err = PH_ENOMEM;
+        goto fail;
     }
+    err = make_security(srv);
+    if (err != PH_OK)
+        goto fail;
     err = ph_iocp_start(srv);
     if (err != PH_OK)
-        goto fail_iocp;
+        goto fail;
     err = ph_listener_create_first(srv);
     if (err != PH_OK)
         goto fail_listen;
-    ph_log(PH_LOG_INFO, "pipehubd %s listening on %s (%u workers, %u pending "
-           "instances, max frame %u bytes)", PH_VERSION, opts->pipe_name,
-           srv->nworkers, opts->pending_instances, opts->max_frame_bytes);
+    if (!CreateTimerQueueTimer(&srv->idle_timer, NULL, idle_tick, srv,
+                               IDLE_CHECK_MS, IDLE_CHECK_MS,
+                               WT_EXECUTEDEFAULT)) {
+        srv->idle_timer = NULL;
+        ph_log(PH_LOG_WARN, "no idle timer (error %lu): idle_timeout_ms "
+               "will not be enforced", GetLastError());
+    }
+    ph_log_event(PH_LOG_INFO, "pipehubd %s listening on %s (%u workers, %u "
+                 "pending instances, max frame %u bytes, config %s)",
+                 PH_VERSION, opts->pipe_name, srv->nworkers,
+                 opts->pending_instances, opts->max_frame_bytes,
+                 srv->config_path[0] ? srv->config_path : "built-in defaults");
     *out = srv;
     return PH_OK;
 
 fail_listen:
     /* Instances that did start listening drain like at any stop. */
-    ph_listener_stop(srv);
+    ph_listener_stop(srv, 1);
     WaitForSingleObject(srv->drained, DRAIN_TIMEOUT_MS);
     ph_iocp_stop(srv);
     free_spares(srv);
-fail_iocp:
-    CloseHandle(srv->drained);
-fail_event:
-    DeleteCriticalSection(&srv->lock);
-    ph_free(srv);
+fail:
+    free_server(srv);
     return err;
 }
 
-void ph_server_stop(ph_server *srv)
+void ph_server_stop(ph_server *srv, ph_progress_fn progress, void *ctx)
 {
-    unsigned open_count;
+    unsigned left;
 
     ph_log(PH_LOG_INFO, "stopping: %u connections to close",
            srv->open.count);
-    ph_listener_stop(srv);
-    if (WaitForSingleObject(srv->drained, DRAIN_TIMEOUT_MS) != WAIT_OBJECT_0) {
-        /* Freeing a connection with I/O still due would be a use after
-         * free; leaking it at exit is the lesser harm. */
-        EnterCriticalSection(&srv->lock);
-        open_count = srv->open.count + srv->listening.count;
-        LeaveCriticalSection(&srv->lock);
-        ph_log(PH_LOG_ERROR, "%u connections did not drain in %u ms; "
-               "leaving them", open_count, DRAIN_TIMEOUT_MS);
-        return;
+    if (srv->idle_timer != NULL) {
+        /* INVALID_HANDLE_VALUE: wait for a running tick to return. */
+        DeleteTimerQueueTimer(NULL, srv->idle_timer, INVALID_HANDLE_VALUE);
+        srv->idle_timer = NULL;
+    }
+    ph_listener_stop(srv, 0);
+    if (!wait_drained(srv, STOP_GRACE_MS, progress, ctx)) {
+        ph_listener_stop(srv, 1);
+        if (!wait_drained(srv, DRAIN_TIMEOUT_MS, progress, ctx)) {
+            /* Freeing a connection with I/O still due would be a use after
+             * free; leaving it at exit is the lesser harm. */
+            EnterCriticalSection(&srv->lock);
+            left = srv->open.count + srv->listening.count;
+            LeaveCriticalSection(&srv->lock);
+            ph_log_event(PH_LOG_ERROR, "%u connections did not drain in %u "
+                         "ms; leaving them", left, DRAIN_TIMEOUT_MS);
+            return;
+        }
     }
     ph_iocp_stop(srv);
     free_spares(srv);
-    CloseHandle(srv->drained);
-    DeleteCriticalSection(&srv->lock);
-    ph_log(PH_LOG_INFO, "stopped");
-    ph_free(srv);
+    ph_log_event(PH_LOG_INFO, "stopped");
+    free_server(srv);
+}
+
+static void report_to_log(void *ctx, const char *msg)
+{
+    ph_log_level level = *(ph_log_level *)ctx;
+
+    ph_log_event(level, "%s", msg);
+}
+
+ph_err ph_server_reload(ph_server *srv)
+{
+    ph_log_level level;
+    ph_options loaded, merged;
+    ph_generation *g, *cur;
+    ph_err err;
+
+    EnterCriticalSection(&srv->reload_lock);
+    if (srv->config_path[0] == '\0') {
+        ph_log_event(PH_LOG_WARN, "reload: running on built-in defaults, "
+                     "there is no config file to read");
+        err = PH_EINVAL;
+        goto out;
+    }
+    level = PH_LOG_ERROR;
+    err = ph_config_load_file(srv->config_path, &loaded, report_to_log,
+                              &level);
+    if (err != PH_OK) {
+        ph_log_event(PH_LOG_ERROR, "reload: %s has errors; nothing changed",
+                     srv->config_path);
+        goto out;
+    }
+    cur = srv->live;
+    level = PH_LOG_WARN;
+    ph_config_merge_live(&cur->opts, &loaded, &merged, report_to_log, &level);
+    g = new_generation(&merged, cur->number + 1);
+    if (g == NULL) {
+        err = PH_ENOMEM;
+        goto out;
+    }
+    g->older = cur;
+    ph_log_configure(&merged);
+    __atomic_store_n(&srv->live, g, __ATOMIC_RELEASE);
+    /* A larger pending_instances takes effect now, not at the next connect. */
+    ph_listener_refill(srv);
+    ph_log_event(PH_LOG_INFO, "reload: configuration generation %u loaded "
+                 "from %s", (unsigned)g->number, srv->config_path);
+out:
+    LeaveCriticalSection(&srv->reload_lock);
+    return err;
+}
+
+uint32_t ph_server_generation(ph_server *srv)
+{
+    return __atomic_load_n(&srv->live, __ATOMIC_ACQUIRE)->number;
 }

@@ -35,7 +35,7 @@ ph_conn *ph_conn_new(ph_server *srv, HANDLE pipe)
     op_init(&c->op_read, PH_OP_READ, c);
     op_init(&c->op_write, PH_OP_WRITE, c);
     op_init(&c->op_close, PH_OP_CLOSE, c);
-    ph_decoder_init(&c->decoder, srv->opts.max_frame_bytes);
+    ph_decoder_init(&c->decoder, PH_MAX_FRAME_DEFAULT); /* set per read */
     return c;
 }
 
@@ -56,7 +56,7 @@ void ph_conn_free(ph_conn *c)
 void ph_conn_reset(ph_conn *c)
 {
     ph_decoder_free(&c->decoder);
-    ph_decoder_init(&c->decoder, c->srv->opts.max_frame_bytes);
+    ph_decoder_init(&c->decoder, PH_MAX_FRAME_DEFAULT); /* set per read */
     if (c->send_queue.cap > PH_READ_LARGE)
         ph_buf_free(&c->send_queue);
     if (c->in_flight.cap > PH_READ_LARGE)
@@ -68,6 +68,7 @@ void ph_conn_reset(ph_conn *c)
         c->rcap = 0;
     }
     c->reading = c->writing = c->close_after_flush = c->reusable = 0;
+    c->close_why = NULL;
     memset(&c->peer, 0, sizeof c->peer);
     c->state = PH_CONN_IDLE;
 }
@@ -137,23 +138,55 @@ static void close_for(ph_conn *c, DWORD e)
     }
 }
 
+
+static void ensure_finish(ph_conn *c);
+static void pump(ph_counters *k, ph_conn *c);
+
 void ph_conn_close(ph_conn *c, const char *why)
 {
     EnterCriticalSection(&c->lock);
+    /* Only the call that moves c from OPEN to CLOSING may queue its finish:
+     * a connection already CLOSING with nothing outstanding is being
+     * finished by the worker that saw its last completion. */
     if (c->state == PH_CONN_OPEN) {
         close_locked(c, 0, why);
-        /* Nothing outstanding means no completion would ever come to finish
-         * the connection: queue one. */
-        if (c->ops_pending == 0) {
-            c->ops_pending++;
-            if (!PostQueuedCompletionStatus(c->srv->port, 0, 0,
-                                            &c->op_close.ov)) {
-                c->ops_pending--;
-                ph_log(PH_LOG_ERROR, "conn %llu: cannot queue its close "
-                       "(error %lu)", (unsigned long long)c->peer.conn_id,
-                       GetLastError());
-            }
-        }
+        ensure_finish(c);
+    }
+    LeaveCriticalSection(&c->lock);
+}
+
+void ph_conn_shutdown(ph_conn *c)
+{
+    static const char msg[] = "server stopping";
+    ph_frame ev;
+
+    EnterCriticalSection(&c->lock);
+    if (c->state == PH_CONN_OPEN && !c->close_after_flush) {
+        memset(&ev, 0, sizeof ev);
+        ev.kind = PH_EVENT;
+        ev.route = "sys.shutdown";
+        ev.route_len = 12;
+        ev.payload = (const uint8_t *)msg;
+        ev.payload_len = sizeof msg - 1;
+        if (ph_frame_append(&c->send_queue, &ev) == PH_OK)
+            c->srv->control.frames_out++;
+        c->close_after_flush = 1;
+        c->close_why = "server stopping";
+        pump(&c->srv->control, c);
+        ensure_finish(c);
+    }
+    LeaveCriticalSection(&c->lock);
+}
+
+void ph_conn_close_if_idle(ph_conn *c, ULONGLONG now, uint32_t idle_ms)
+{
+    char why[64];
+
+    EnterCriticalSection(&c->lock);
+    if (c->state == PH_CONN_OPEN && now - c->last_active >= idle_ms) {
+        snprintf(why, sizeof why, "idle for %u ms", (unsigned)idle_ms);
+        close_locked(c, 0, why);
+        ensure_finish(c);
     }
     LeaveCriticalSection(&c->lock);
 }
@@ -161,20 +194,22 @@ void ph_conn_close(ph_conn *c, const char *why)
 /* A frame-level failure: tell the client why, then close once the ERROR
  * frame has been written. The pipe is then closed, not disconnected, so the
  * client can still read the ERROR (DisconnectNamedPipe would discard it). */
-static void fail_stream(ph_worker *w, ph_conn *c, ph_err code, const char *why)
+static void fail_stream(ph_counters *k, ph_conn *c, ph_err code,
+                        const char *why)
 {
     ph_log(PH_LOG_WARN, "conn %llu pid %lu: %s: %s; closing",
            (unsigned long long)c->peer.conn_id, (unsigned long)c->peer.pid,
            ph_strerror(code), why);
     if (ph_frame_append_error(&c->send_queue, 0, code, why) == PH_OK) {
-        w->counters.frames_out++;
-        w->counters.errors_sent++;
+        k->frames_out++;
+        k->errors_sent++;
     }
     c->close_after_flush = 1;
+    c->close_why = "protocol error";
 }
 
 /* n bytes arrived in rbuf: decode every whole frame and route it. */
-static void on_data(ph_worker *w, ph_conn *c, uint32_t n)
+static void on_data(ph_counters *k, ph_conn *c, uint32_t n)
 {
     const ph_router *router = &c->srv->router;
     ph_route_result res;
@@ -182,26 +217,31 @@ static void on_data(ph_worker *w, ph_conn *c, uint32_t n)
     ph_frame f;
     ph_err err;
 
-    w->counters.bytes_in += n;
+    k->bytes_in += n;
+    c->last_active = GetTickCount64();
+    /* A reload may have changed the frame limit: it applies from the next
+     * frame on, also to clients that stay connected. */
+    c->peer.max_frame = ph_server_live(c->srv)->max_frame_bytes;
+    c->decoder.max_frame = c->peer.max_frame;
     while (off < n) {
         err = ph_decoder_next(&c->decoder, c->rbuf + off, n - off, &used, &f);
         if (err == PH_EAGAIN)
             break;
         if (err == PH_ENOMEM) {
-            fail_stream(w, c, PH_EINTERNAL, "server out of memory");
+            fail_stream(k, c, PH_EINTERNAL, "server out of memory");
             return;
         }
         if (err != PH_OK) {
-            fail_stream(w, c, err, c->decoder.why);
+            fail_stream(k, c, err, c->decoder.why);
             return;
         }
         off += used;
-        w->counters.frames_in++;
+        k->frames_in++;
         err = ph_router_handle(router, &c->peer, &f, &c->send_queue, &res);
-        w->counters.frames_out += res.frames;
-        w->counters.errors_sent += res.errors;
+        k->frames_out += res.frames;
+        k->errors_sent += res.errors;
         if (err != PH_OK) {
-            fail_stream(w, c, PH_EINTERNAL, "server out of memory");
+            fail_stream(k, c, PH_EINTERNAL, "server out of memory");
             return;
         }
     }
@@ -216,9 +256,9 @@ static void on_data(ph_worker *w, ph_conn *c, uint32_t n)
     }
 }
 
-static void wrote(ph_worker *w, ph_conn *c, DWORD n)
+static void wrote(ph_counters *k, ph_conn *c, DWORD n)
 {
-    w->counters.bytes_out += n;
+    k->bytes_out += n;
     c->in_flight_done += n;
     if (c->in_flight_done >= c->in_flight.len)
         c->in_flight.len = c->in_flight_done = 0;
@@ -226,7 +266,7 @@ static void wrote(ph_worker *w, ph_conn *c, DWORD n)
 
 /* Write what is queued. The whole send queue goes in one WriteFile: every
  * reply produced since the last write shares one call. */
-static void start_write(ph_worker *w, ph_conn *c)
+static void start_write(ph_counters *k, ph_conn *c)
 {
     DWORD e;
 
@@ -240,7 +280,7 @@ static void start_write(ph_worker *w, ph_conn *c)
     if (WriteFile(c->pipe, c->in_flight.data + c->in_flight_done,
                   (DWORD)(c->in_flight.len - c->in_flight_done), NULL,
                   &c->op_write.ov)) {
-        wrote(w, c, (DWORD)c->op_write.ov.InternalHigh);
+        wrote(k, c, (DWORD)c->op_write.ov.InternalHigh);
         return;
     }
     e = GetLastError();
@@ -254,7 +294,7 @@ static void start_write(ph_worker *w, ph_conn *c)
 
 /* Returns 1 when data was read and handled at once, 0 when the read is now
  * pending or the connection is closing. */
-static int read_now(ph_worker *w, ph_conn *c)
+static int read_now(ph_counters *k, ph_conn *c)
 {
     DWORD e;
 
@@ -268,7 +308,7 @@ static int read_now(ph_worker *w, ph_conn *c)
     }
     memset(&c->op_read.ov, 0, sizeof c->op_read.ov);
     if (ReadFile(c->pipe, c->rbuf, c->rcap, NULL, &c->op_read.ov)) {
-        on_data(w, c, (uint32_t)c->op_read.ov.InternalHigh);
+        on_data(k, c, (uint32_t)c->op_read.ov.InternalHigh);
         return 1;
     }
     e = GetLastError();
@@ -285,22 +325,37 @@ static int read_now(ph_worker *w, ph_conn *c)
  * waiting: write what is queued, then read (and handle) what is waiting,
  * until something pends. Reading stops while the send queue is over its
  * limit, which is how a client that does not read its replies is held back. */
-static void pump(ph_worker *w, ph_conn *c)
+static void pump(ph_counters *k, ph_conn *c)
 {
     while (c->state == PH_CONN_OPEN) {
         if (!c->writing && (c->in_flight.len > 0 || c->send_queue.len > 0)) {
-            start_write(w, c);
+            start_write(k, c);
             continue;
         }
         if (c->close_after_flush) {
             if (!c->writing)
-                close_locked(c, 0, "protocol error");
+                close_locked(c, 0, c->close_why);
             return;
         }
-        if (c->reading || c->send_queue.len >= PH_SEND_QUEUE_MAX)
+        if (c->reading ||
+            c->send_queue.len >= ph_server_live(c->srv)->send_queue_bytes)
             return;
-        if (!read_now(w, c))
+        if (!read_now(k, c))
             return;
+    }
+}
+
+/* c->lock held: nothing outstanding means no completion would ever come to
+ * finish a closing connection, so queue one. */
+static void ensure_finish(ph_conn *c)
+{
+    if (c->state != PH_CONN_CLOSING || c->ops_pending != 0)
+        return;
+    c->ops_pending++;
+    if (!PostQueuedCompletionStatus(c->srv->port, 0, 0, &c->op_close.ov)) {
+        c->ops_pending--;
+        ph_log(PH_LOG_ERROR, "conn %llu: cannot queue its close (error %lu)",
+               (unsigned long long)c->peer.conn_id, GetLastError());
     }
 }
 
@@ -319,16 +374,20 @@ static void finish(ph_conn *c)
 static void on_connect(ph_worker *w, ph_conn *c, DWORD error)
 {
     ph_server *srv = c->srv;
+    const ph_options *live = ph_server_live(srv);
     ULONG pid = 0;
-    int accept;
+    int accept, over;
 
     EnterCriticalSection(&srv->lock);
     ph_list_remove(&srv->listening, c);
     c->ops_pending = 0;
     accept = error == 0 && !srv->stopping;
+    over = srv->open.count >= live->max_connections;
     if (accept) {
         c->state = PH_CONN_OPEN;
         c->peer.conn_id = ++srv->next_conn_id;
+        c->peer.max_frame = live->max_frame_bytes;
+        c->last_active = GetTickCount64();
         srv->connections_total++;
         ph_list_push(&srv->open, c);
     }
@@ -351,7 +410,16 @@ static void on_connect(ph_worker *w, ph_conn *c, DWORD error)
     ph_listener_refill(srv);
 
     EnterCriticalSection(&c->lock);
-    pump(w, c);
+    if (over) {
+        /* Said with a frame rather than a refused connect, so the client
+         * learns why instead of seeing a broken pipe. */
+        ph_log(PH_LOG_WARN, "conn %llu pid %lu: refused: max_connections "
+               "(%u) reached", (unsigned long long)c->peer.conn_id,
+               (unsigned long)pid, (unsigned)live->max_connections);
+        fail_stream(&w->counters, c, PH_EBUSY,
+                    "server busy: max_connections reached");
+    }
+    pump(&w->counters, c);
     /* Shutdown may have closed c between the two locks above. */
     accept = c->state == PH_CONN_CLOSING && c->ops_pending == 0;
     LeaveCriticalSection(&c->lock);
@@ -378,7 +446,7 @@ void ph_conn_complete(ph_worker *w, ph_op *op, DWORD bytes, DWORD error)
         if (error)
             close_for(c, error);
         else
-            on_data(w, c, bytes);
+            on_data(&w->counters, c, bytes);
         break;
     case PH_OP_WRITE:
         c->writing = 0;
@@ -387,12 +455,12 @@ void ph_conn_complete(ph_worker *w, ph_op *op, DWORD bytes, DWORD error)
         if (error)
             close_for(c, error);
         else
-            wrote(w, c, bytes);
+            wrote(&w->counters, c, bytes);
         break;
     default:
         break;
     }
-    pump(w, c);
+    pump(&w->counters, c);
     done = c->state == PH_CONN_CLOSING && c->ops_pending == 0;
     LeaveCriticalSection(&c->lock);
     if (done)

@@ -1,6 +1,6 @@
 /* Pending pipe instances: the pool that keeps the name served.
  *
- * opts.pending_instances instances always have a ConnectNamedPipe
+ * [server] pending_instances instances always have a ConnectNamedPipe
  * outstanding. When one connects, the worker that takes the completion tops
  * the pool up again before serving the client, so a new client never finds
  * the name without a listener. Instances whose client went away are
@@ -28,9 +28,10 @@ static ph_err create_instance(ph_server *srv, int first, ph_conn **out)
         open_mode |= FILE_FLAG_FIRST_PIPE_INSTANCE;
     h = CreateNamedPipeA(srv->opts.pipe_name, open_mode,
                          PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT |
-                             PIPE_REJECT_REMOTE_CLIENTS,
+                             (srv->opts.allow_remote ? 0
+                                                     : PIPE_REJECT_REMOTE_CLIENTS),
                          PIPE_UNLIMITED_INSTANCES, PIPE_BUFFER_BYTES,
-                         PIPE_BUFFER_BYTES, 0, srv->sa);
+                         PIPE_BUFFER_BYTES, 0, &srv->sa);
     if (h == INVALID_HANDLE_VALUE)
         return ph_win_err(GetLastError());
     if (CreateIoCompletionPort(h, srv->port, 0, 0) == NULL ||
@@ -56,9 +57,9 @@ static void refill_locked(ph_server *srv)
     unsigned failures = 0;
     ph_conn *c;
     ph_err err;
+    unsigned target = ph_server_live(srv)->pending_instances;
 
-    while (!srv->stopping && srv->listening.count < srv->opts.pending_instances &&
-           failures < 3) {
+    while (!srv->stopping && srv->listening.count < target && failures < 3) {
         c = srv->spare.head;
         if (c != NULL) {
             ph_list_remove(&srv->spare, c);
@@ -149,7 +150,7 @@ void ph_listener_recycle(ph_server *srv, ph_conn *c)
         ph_conn_free(c);
 }
 
-void ph_listener_stop(ph_server *srv)
+void ph_listener_stop(ph_server *srv, int force)
 {
     ph_conn *c;
 
@@ -157,10 +158,25 @@ void ph_listener_stop(ph_server *srv)
     srv->stopping = 1;
     for (c = srv->listening.head; c != NULL; c = c->next)
         CancelIoEx(c->pipe, &c->op_connect.ov);
-    /* Lock order is srv->lock, then a conn's lock; ph_conn_close takes only
-     * the latter and never finishes a connection inline. */
-    for (c = srv->open.head; c != NULL; c = c->next)
-        ph_conn_close(c, "server stopping");
+    /* Lock order is srv->lock, then a conn's lock; neither call below takes
+     * srv->lock or finishes a connection inline. */
+    for (c = srv->open.head; c != NULL; c = c->next) {
+        if (force)
+            ph_conn_close(c, "server stopping");
+        else
+            ph_conn_shutdown(c);
+    }
     signal_if_drained(srv);
+    LeaveCriticalSection(&srv->lock);
+}
+
+void ph_listener_close_idle(ph_server *srv, uint32_t idle_ms)
+{
+    ULONGLONG now = GetTickCount64();
+    ph_conn *c;
+
+    EnterCriticalSection(&srv->lock);
+    for (c = srv->open.head; c != NULL; c = c->next)
+        ph_conn_close_if_idle(c, now, idle_ms);
     LeaveCriticalSection(&srv->lock);
 }

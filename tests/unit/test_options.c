@@ -12,6 +12,11 @@ static void test_defaults(void)
     CHECK_EQ(o.worker_threads, 0);
     CHECK_EQ(o.pending_instances, 4);
     CHECK_EQ(o.max_frame_bytes, 1048576);
+    CHECK_EQ(o.max_connections, 4096);
+    CHECK_EQ(o.log_level, 2);
+    CHECK_EQ(o.log_event_log, 1);
+    CHECK_EQ(o.allow_remote, 0);
+    CHECK_STR(o.log_file, "");
 }
 
 static void test_every_default_is_valid(void)
@@ -63,6 +68,34 @@ static void test_bad_numbers(void)
     CHECK_EQ(o.worker_threads, 0);
 }
 
+static void test_other_types(void)
+{
+    ph_options o, p;
+    char why[200], text[64];
+    const ph_option_def *d;
+
+    ph_options_defaults(&o);
+    CHECK_EQ(ph_options_set(&o, "allow_remote", "ON", why, sizeof why), PH_OK);
+    CHECK_EQ(o.allow_remote, 1);
+    CHECK_EQ(ph_options_set(&o, "allow_remote", "no", why, sizeof why), PH_OK);
+    CHECK_EQ(o.allow_remote, 0);
+    CHECK_EQ(ph_options_set(&o, "allow_remote", "2", why, sizeof why), PH_EINVAL);
+    CHECK_EQ(ph_options_set(&o, "level", "Warn", why, sizeof why), PH_OK);
+    CHECK_EQ(o.log_level, 1);
+    CHECK_EQ(ph_options_set(&o, "level", "trace", why, sizeof why), PH_EINVAL);
+    CHECK_EQ(ph_options_set(&o, "file", "C:\\x.log", why, sizeof why), PH_OK);
+    CHECK_STR(o.log_file, "C:\\x.log");
+    /* Formatting gives back text that sets the same value. */
+    p = o;
+    for (d = ph_option_defs; d->key != NULL; d++) {
+        ph_option_format(d, &o, text, sizeof text);
+        CHECK_EQ(ph_option_set(&p, d, text, why, sizeof why), PH_OK);
+        CHECK(ph_option_equal(d, &o, &p));
+    }
+    CHECK(ph_option_find_in("log", "level") != NULL);
+    CHECK(ph_option_find_in("server", "level") == NULL);
+}
+
 static void test_unknown_key(void)
 {
     ph_options o;
@@ -104,6 +137,7 @@ int main(void)
     PH_RUN(test_every_default_is_valid);
     PH_RUN(test_bounds);
     PH_RUN(test_bad_numbers);
+    PH_RUN(test_other_types);
     PH_RUN(test_unknown_key);
     PH_RUN(test_pipe_names);
     return ph_test_summary();

@@ -10,11 +10,11 @@ static void fake_stats(void *ctx, ph_stats *s)
     s->uptime_ms = 1234;
     s->connections_current = 3;
     s->frames_in = *(uint64_t *)ctx;
+    s->config_generation = 2;
 }
 
 static uint64_t frames_seen = 42;
-static const ph_router router = {PH_MAX_FRAME_DEFAULT, "9.9.9", fake_stats,
-                                 &frames_seen};
+static const ph_router router = {"9.9.9", fake_stats, &frames_seen};
 
 /* Run one request through the router and decode the single frame it wrote. */
 static ph_err one(ph_peer *peer, uint8_t kind, const char *route, uint32_t id,
@@ -54,7 +54,7 @@ static int has(const ph_frame *f, const char *text)
 
 static void test_ping(void)
 {
-    ph_peer peer = {7, 100, ""};
+    ph_peer peer = {7, PH_MAX_FRAME_DEFAULT, 100, ""};
     ph_buf out = {0};
     ph_frame r;
     ph_route_result res;
@@ -73,7 +73,7 @@ static void test_ping(void)
 
 static void test_echo(void)
 {
-    ph_peer peer = {7, 100, ""};
+    ph_peer peer = {7, PH_MAX_FRAME_DEFAULT, 100, ""};
     ph_buf out = {0};
     ph_frame r;
     ph_route_result res;
@@ -90,7 +90,7 @@ static void test_echo(void)
 
 static void test_hello_records_name(void)
 {
-    ph_peer peer = {7, 100, ""};
+    ph_peer peer = {7, PH_MAX_FRAME_DEFAULT, 100, ""};
     ph_buf out = {0};
     ph_frame r;
     ph_route_result res;
@@ -110,7 +110,7 @@ static void test_hello_records_name(void)
 
 static void test_hello_name_truncated(void)
 {
-    ph_peer peer = {7, 100, ""};
+    ph_peer peer = {7, PH_MAX_FRAME_DEFAULT, 100, ""};
     char longname[200];
     ph_buf out = {0};
     ph_frame r;
@@ -125,9 +125,25 @@ static void test_hello_name_truncated(void)
     ph_buf_free(&out);
 }
 
+static void test_hello_reports_peer_limit(void)
+{
+    /* The limit is the connection's: a reload can change it for one peer
+     * while another still runs on the old value. */
+    ph_peer peer = {7, 4096, 100, ""};
+    ph_buf out = {0};
+    ph_frame r;
+    ph_route_result res;
+    ph_decoder d;
+
+    CHECK_EQ(one(&peer, PH_REQUEST, "sys.hello", 1, "", &out, &r, &res, &d), PH_OK);
+    CHECK(has(&r, "\"max_frame\":4096"));
+    ph_decoder_free(&d);
+    ph_buf_free(&out);
+}
+
 static void test_stats(void)
 {
-    ph_peer peer = {7, 100, ""};
+    ph_peer peer = {7, PH_MAX_FRAME_DEFAULT, 100, ""};
     ph_buf out = {0};
     ph_frame r;
     ph_route_result res;
@@ -136,7 +152,8 @@ static void test_stats(void)
         "\"uptime_ms\":1234", "\"connections_current\":3",
         "\"connections_total\":", "\"frames_in\":42", "\"frames_out\":",
         "\"bytes_in\":", "\"bytes_out\":", "\"errors_sent\":",
-        "\"pending_instances\":"};
+        "\"pending_instances\":", "\"config_generation\":2",
+        "\"config_loaded_ms\":"};
     size_t i;
 
     CHECK_EQ(one(&peer, PH_REQUEST, "sys.stats", 3, "", &out, &r, &res, &d), PH_OK);
@@ -153,7 +170,7 @@ static void test_stats(void)
 
 static void test_no_route(void)
 {
-    ph_peer peer = {7, 100, ""};
+    ph_peer peer = {7, PH_MAX_FRAME_DEFAULT, 100, ""};
     ph_buf out = {0};
     ph_frame r;
     ph_route_result res;
@@ -174,7 +191,7 @@ static void test_no_route(void)
 
 static void test_unsolicited_kinds(void)
 {
-    ph_peer peer = {7, 100, ""};
+    ph_peer peer = {7, PH_MAX_FRAME_DEFAULT, 100, ""};
     ph_buf out = {0};
     ph_frame r;
     ph_route_result res;
@@ -196,7 +213,7 @@ static void test_unsolicited_kinds(void)
 static void test_replies_in_order(void)
 {
     /* Several requests handled into one buffer come out in request order. */
-    ph_peer peer = {7, 100, ""};
+    ph_peer peer = {7, PH_MAX_FRAME_DEFAULT, 100, ""};
     ph_buf out = {0};
     ph_frame f, r;
     ph_route_result res;
@@ -228,7 +245,7 @@ static void test_replies_in_order(void)
 
 static void test_out_of_memory(void)
 {
-    ph_peer peer = {7, 100, ""};
+    ph_peer peer = {7, PH_MAX_FRAME_DEFAULT, 100, ""};
     ph_buf out = {0};
     ph_frame f;
     ph_route_result res;
@@ -251,6 +268,7 @@ int main(void)
     PH_RUN(test_echo);
     PH_RUN(test_hello_records_name);
     PH_RUN(test_hello_name_truncated);
+    PH_RUN(test_hello_reports_peer_limit);
     PH_RUN(test_stats);
     PH_RUN(test_no_route);
     PH_RUN(test_unsolicited_kinds);

@@ -140,7 +140,7 @@ wait "$hold_pid" || hold_status=$?
 hold_pid=
 summary=$(tr -d '\r' <"$work/hold.out" | grep 'connections closed' || true)
 if [ "$hold_status" -eq 0 ]; then
-    pass "all $HOLD_N held connections saw the close ($summary)"
+    pass "all $HOLD_N held connections were told sys.shutdown and saw the close ($summary)"
 else
     fail "holder exit status $hold_status: ${summary:-no summary}"
 fi

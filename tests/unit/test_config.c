@@ -1,0 +1,356 @@
+/* Loading pipehub.ini. Built twice natively (against Debian's inih and
+ * against config/ini.c) and once for Windows, so every case here holds for
+ * both parsers. */
+#include "harness.h"
+
+#include "config.h"
+#include "options.h"
+
+#ifndef PH_SOURCE_DIR
+#define PH_SOURCE_DIR "."
+#endif
+
+/* Collects reported messages, one per line. */
+typedef struct msgs {
+    char text[8192];
+    int count;
+} msgs;
+
+static void collect(void *ctx, const char *m)
+{
+    msgs *ms = ctx;
+    size_t n = strlen(ms->text);
+
+    snprintf(ms->text + n, sizeof ms->text - n, "%s\n", m);
+    ms->count++;
+}
+
+static ph_err load(const char *text, ph_options *o, msgs *ms)
+{
+    memset(ms, 0, sizeof *ms);
+    return ph_config_load_string("pipehub.ini", text, o, collect, ms);
+}
+
+#define CHECK_HAS(ms, needle)                                                 \
+    do {                                                                      \
+        if (strstr((ms).text, (needle)) == NULL) {                            \
+            PH_FAIL_HERE("messages lack \"%s\"; got:\n%s", (needle),          \
+                         (ms).text);                                          \
+            return;                                                           \
+        }                                                                     \
+    } while (0)
+
+static void test_empty_file_is_defaults(void)
+{
+    ph_options o, d;
+    msgs ms;
+
+    ph_options_defaults(&d);
+    CHECK_EQ(load("", &o, &ms), PH_OK);
+    CHECK_EQ(ms.count, 0);
+    CHECK(memcmp(&o, &d, sizeof o) == 0);
+    CHECK_EQ(load("; only a comment\n\n[server]\n", &o, &ms), PH_OK);
+    CHECK(memcmp(&o, &d, sizeof o) == 0);
+}
+
+static void test_values_land(void)
+{
+    ph_options o;
+    msgs ms;
+
+    CHECK_EQ(load("[server]\npipe_name = \\\\.\\pipe\\abc\nworker_threads=3\n"
+                  "[limits]\nidle_timeout_ms : 5000\n"
+                  "[security]\nallow_remote = Yes\nsddl = D:P(A;;GA;;;WD)\n"
+                  "[log]\nlevel = DEBUG\nfile = C:\\logs\\hub.log ; where\n"
+                  "event_log = off\n",
+                  &o, &ms),
+             PH_OK);
+    CHECK_STR(o.pipe_name, "\\\\.\\pipe\\abc");
+    CHECK_EQ(o.worker_threads, 3);
+    CHECK_EQ(o.idle_timeout_ms, 5000);
+    CHECK_EQ(o.allow_remote, 1);
+    CHECK_STR(o.sddl, "D:P(A;;GA;;;WD)");
+    CHECK_EQ(o.log_level, 3);
+    CHECK_STR(o.log_file, "C:\\logs\\hub.log");
+    CHECK_EQ(o.log_event_log, 0);
+}
+
+/* Each numeric key: both bounds accepted, one past each refused with the
+ * range in the message and the line number. */
+static void test_every_bound(void)
+{
+    const ph_option_def *d;
+    char text[256], want[128];
+    ph_options o;
+    msgs ms;
+
+    for (d = ph_option_defs; d->key != NULL; d++) {
+        if (d->type != PH_OPT_U32)
+            continue;
+        /* The one cross-key rule: pending_instances <= max_connections. */
+        snprintf(text, sizeof text, "[%s]\n%s\n%s = %u\n", d->section,
+                 strcmp(d->key, "max_connections") ? ""
+                                                   : "pending_instances = 1",
+                 d->key, (unsigned)d->min);
+        if (load(text, &o, &ms) != PH_OK)
+            PH_FAIL_HERE("%s = min rejected: %s", d->key, ms.text);
+        snprintf(text, sizeof text, "[%s]\n%s = %u\n", d->section, d->key,
+                 (unsigned)d->max);
+        if (load(text, &o, &ms) != PH_OK && strcmp(d->key, "pending_instances"))
+            PH_FAIL_HERE("%s = max rejected: %s", d->key, ms.text);
+        snprintf(want, sizeof want, "pipehub.ini:3: %s = %llu is out of range "
+                 "(%u..%u)", d->key, (unsigned long long)d->max + 1,
+                 (unsigned)d->min, (unsigned)d->max);
+        snprintf(text, sizeof text, "[%s]\n\n%s = %llu\n", d->section, d->key,
+                 (unsigned long long)d->max + 1);
+        CHECK_EQ(load(text, &o, &ms), PH_EINVAL);
+        CHECK_HAS(ms, want);
+        if (d->min > 0) {
+            snprintf(text, sizeof text, "[%s]\n%s = %u\n", d->section, d->key,
+                     (unsigned)d->min - 1);
+            CHECK_EQ(load(text, &o, &ms), PH_EINVAL);
+            CHECK_HAS(ms, "out of range");
+        }
+    }
+}
+
+static void test_type_errors(void)
+{
+    ph_options o;
+    msgs ms;
+
+    CHECK_EQ(load("[server]\nmax_connections = lots\n", &o, &ms), PH_EINVAL);
+    CHECK_HAS(ms, "pipehub.ini:2: max_connections = 'lots' is not a whole number (1..100000)");
+    CHECK_EQ(load("[server]\nmax_connections = -5\n", &o, &ms), PH_EINVAL);
+    CHECK_EQ(load("[security]\nallow_remote = maybe\n", &o, &ms), PH_EINVAL);
+    CHECK_HAS(ms, "pipehub.ini:2: allow_remote = 'maybe' is not true or false");
+    CHECK_EQ(load("[log]\nlevel = verbose\n", &o, &ms), PH_EINVAL);
+    CHECK_HAS(ms, "level = 'verbose' is not one of error, warn, info, debug");
+    CHECK_EQ(load("[server]\npipe_name = \\\\server\\pipe\\x\n", &o, &ms), PH_EINVAL);
+    CHECK_HAS(ms, "pipehub.ini:2: pipe_name = '\\\\server\\pipe\\x' is not a local pipe name");
+    CHECK_EQ(load("[server]\npipe_name =\n", &o, &ms), PH_EINVAL);
+}
+
+static void test_misspelt_key(void)
+{
+    ph_options o;
+    msgs ms;
+    char text[512] = "";
+    int i;
+
+    /* The example of the issue, on line 12. */
+    for (i = 0; i < 10; i++)
+        strcat(text, "; comment\n");
+    strcat(text, "[server]\nmax_conections = 10\n");
+    CHECK_EQ(load(text, &o, &ms), PH_EINVAL);
+    CHECK_STR(ms.text, "pipehub.ini:12: unknown key 'max_conections' in [server] "
+                       "(did you mean 'max_connections'?)\n");
+    CHECK_EQ(load("[log]\nlevl = info\n", &o, &ms), PH_EINVAL);
+    CHECK_HAS(ms, "unknown key 'levl' in [log] (did you mean 'level'?)");
+    CHECK_EQ(load("[log]\nzzzzzz = 1\n", &o, &ms), PH_EINVAL);
+    CHECK_STR(ms.text, "pipehub.ini:2: unknown key 'zzzzzz' in [log]\n");
+}
+
+static void test_structure_errors(void)
+{
+    ph_options o;
+    msgs ms;
+
+    CHECK_EQ(load("[server]\nworker_threads = 1\nworker_threads = 2\n", &o, &ms), PH_EINVAL);
+    CHECK_HAS(ms, "pipehub.ini:3: duplicate key 'worker_threads' in [server] (first set on line 2)");
+    CHECK_EQ(load("[servr]\nworker_threads = 1\nmax_connections = 2\n", &o, &ms), PH_EINVAL);
+    CHECK_STR(ms.text, "pipehub.ini:1: unknown section [servr] (did you mean [server]?)\n");
+    CHECK_EQ(load("[plugins]\n", &o, &ms), PH_EINVAL);
+    CHECK_STR(ms.text, "pipehub.ini:1: unknown section [plugins]\n");
+    CHECK_EQ(load("[limits]\nmax_frame_bytes = 2048\n", &o, &ms), PH_EINVAL);
+    CHECK_HAS(ms, "pipehub.ini:2: 'max_frame_bytes' belongs in [server], not [limits]");
+    CHECK_EQ(load("worker_threads = 2\n", &o, &ms), PH_EINVAL);
+    CHECK_HAS(ms, "pipehub.ini:1: 'worker_threads' is outside any [section]");
+    CHECK_EQ(load("[server]\npending_instances = 10\nmax_connections = 5\n", &o, &ms), PH_EINVAL);
+    CHECK_HAS(ms, "pipehub.ini:2: pending_instances (10) is more than max_connections (5)");
+}
+
+static void test_syntax_errors_all_reported(void)
+{
+    ph_options o;
+    msgs ms;
+
+    CHECK_EQ(load("[server\nworker_threads 2\n[log]\nlevel = info\njunk\n", &o, &ms),
+             PH_EINVAL);
+    CHECK_HAS(ms, "pipehub.ini:1: section name without a closing ']'");
+    CHECK_HAS(ms, "pipehub.ini:2: expected 'name = value', '[section]' or a comment");
+    CHECK_HAS(ms, "pipehub.ini:5: expected 'name = value'");
+    CHECK_EQ(ms.count, 3);
+}
+
+static void test_continuation_and_long_lines(void)
+{
+    char text[600];
+    ph_options o;
+    msgs ms;
+
+    CHECK_EQ(load("[log]\nfile = a\n   b\nlevel = warn\n", &o, &ms), PH_EINVAL);
+    CHECK_STR(ms.text, "pipehub.ini:3: indented line continues the previous "
+                       "setting; each setting takes one line\n");
+    /* A 300-character line: reported once, on its own line number, and the
+     * lines after it keep their numbers. */
+    snprintf(text, sizeof text, "[security]\nsddl = %0300d\n[log]\nlevl = x\n", 0);
+    CHECK_EQ(load(text, &o, &ms), PH_EINVAL);
+    CHECK_HAS(ms, "pipehub.ini:2: line is longer than the 198 characters");
+    CHECK_HAS(ms, "pipehub.ini:4: unknown key 'levl'");
+    if (ms.count != 2)
+        PH_FAIL_HERE("expected 2 messages, got:\n%s", ms.text);
+    /* 198 characters is fine, 199 is not. */
+    snprintf(text, sizeof text, "[log]\nfile = %0191d\n", 0);
+    CHECK_EQ(strlen(strchr(text, '\n') + 1), 199);
+    CHECK_EQ(load(text, &o, &ms), PH_OK);
+    snprintf(text, sizeof text, "[log]\nfile = %0192d\n", 0);
+    CHECK_EQ(load(text, &o, &ms), PH_EINVAL);
+}
+
+static void test_crlf_and_bom(void)
+{
+    ph_options o;
+    msgs ms;
+
+    CHECK_EQ(load("\xEF\xBB\xBF[server]\r\nworker_threads = 7\r\n", &o, &ms), PH_OK);
+    CHECK_EQ(o.worker_threads, 7);
+}
+
+static void test_bad_file_changes_nothing(void)
+{
+    ph_options o;
+    msgs ms;
+
+    memset(&o, 0xAB, sizeof o);
+    CHECK_EQ(load("[server]\nworker_threads = 3\nmax_connections = 0\n", &o, &ms), PH_EINVAL);
+    CHECK_EQ(o.worker_threads, 0xABABABAB);
+    CHECK_EQ(ph_config_load_file(PH_SOURCE_DIR "/no/such/file.ini", &o, collect, &ms),
+             PH_ENOTFOUND);
+    CHECK_HAS(ms, "cannot open the file");
+}
+
+static void test_merge_live(void)
+{
+    ph_options run, loaded, out;
+    msgs ms;
+
+    ph_options_defaults(&run);
+    CHECK_EQ(load("[server]\npipe_name = other\nworker_threads = 9\n"
+                  "max_frame_bytes = 4096\n[log]\nlevel = debug\n",
+                  &loaded, &ms),
+             PH_OK);
+    memset(&ms, 0, sizeof ms);
+    CHECK_EQ(ph_config_merge_live(&run, &loaded, &out, collect, &ms), 2);
+    CHECK_STR(out.pipe_name, run.pipe_name);
+    CHECK_EQ(out.worker_threads, run.worker_threads);
+    CHECK_EQ(out.max_frame_bytes, 4096);
+    CHECK_EQ(out.log_level, 3);
+    CHECK_HAS(ms, "[server] pipe_name changed from '\\\\.\\pipe\\pipehub' to "
+                  "'\\\\.\\pipe\\other': it applies at the next restart");
+    CHECK_HAS(ms, "[server] worker_threads changed from '0' to '9'");
+}
+
+static char *slurp(const char *path)
+{
+    static char buf[65536];
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    if (f == NULL)
+        return NULL;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The table, the shipped pipehub.ini and docs/CONFIG.md say the same. */
+static void test_table_ini_and_docs_agree(void)
+{
+    const ph_option_def *d;
+    ph_options o, def;
+    char want[512], range[64];
+    const char *doc, *ini, *sec;
+    msgs ms;
+
+    memset(&ms, 0, sizeof ms);
+    CHECK_EQ(ph_config_load_file(PH_SOURCE_DIR "/config/pipehub.ini", &o,
+                                 collect, &ms),
+             PH_OK);
+    ph_options_defaults(&def);
+    ini = slurp(PH_SOURCE_DIR "/config/pipehub.ini");
+    CHECK(ini != NULL);
+    for (d = ph_option_defs; d->key != NULL; d++) {
+        if (!ph_option_equal(d, &o, &def))
+            PH_FAIL_HERE("pipehub.ini sets %s to something else than its "
+                         "default", d->key);
+        snprintf(want, sizeof want, "\n%s = %s\n", d->key, d->def);
+        if (d->def[0] == '\0')
+            snprintf(want, sizeof want, "\n%s =\n", d->key);
+        if (strstr(ini, want) == NULL)
+            PH_FAIL_HERE("pipehub.ini lacks the line '%s = %s'", d->key, d->def);
+    }
+    doc = slurp(PH_SOURCE_DIR "/docs/CONFIG.md");
+    CHECK(doc != NULL);
+    for (d = ph_option_defs; d->key != NULL; d++) {
+        snprintf(want, sizeof want, "## [%s]", d->section);
+        sec = strstr(doc, want);
+        if (sec == NULL) {
+            PH_FAIL_HERE("CONFIG.md has no section %s", want);
+            continue;
+        }
+        if (d->type == PH_OPT_U32)
+            snprintf(range, sizeof range, " | %u..%u | ", (unsigned)d->min,
+                     (unsigned)d->max);
+        else
+            range[0] = '\0';
+        if (d->def[0])
+            snprintf(want, sizeof want, "| `%s` | ", d->key);
+        else
+            snprintf(want, sizeof want, "| `%s` | ", d->key);
+        sec = strstr(sec, want);
+        if (sec == NULL) {
+            PH_FAIL_HERE("CONFIG.md lacks a row for %s in [%s]", d->key,
+                         d->section);
+            continue;
+        }
+        {
+            const char *eol = strchr(sec, '\n');
+            char row[1024];
+            size_t n = eol ? (size_t)(eol - sec) : strlen(sec);
+            if (n >= sizeof row)
+                n = sizeof row - 1;
+            memcpy(row, sec, n);
+            row[n] = '\0';
+            snprintf(want, sizeof want, d->def[0] ? "| `%s` |" : "| (empty)%s |",
+                     d->def);
+            if (strstr(row, want) == NULL)
+                PH_FAIL_HERE("CONFIG.md row of %s lacks the default %s: %s",
+                             d->key, want, row);
+            if (range[0] && strstr(row, range) == NULL)
+                PH_FAIL_HERE("CONFIG.md row of %s lacks the range%s: %s",
+                             d->key, range, row);
+            if (strstr(row, d->live ? " | live | " : " | restart | ") == NULL)
+                PH_FAIL_HERE("CONFIG.md row of %s should say %s", d->key,
+                             d->live ? "live" : "restart");
+        }
+    }
+}
+
+int main(void)
+{
+    PH_RUN(test_empty_file_is_defaults);
+    PH_RUN(test_values_land);
+    PH_RUN(test_every_bound);
+    PH_RUN(test_type_errors);
+    PH_RUN(test_misspelt_key);
+    PH_RUN(test_structure_errors);
+    PH_RUN(test_syntax_errors_all_reported);
+    PH_RUN(test_continuation_and_long_lines);
+    PH_RUN(test_crlf_and_bom);
+    PH_RUN(test_bad_file_changes_nothing);
+    PH_RUN(test_merge_live);
+    PH_RUN(test_table_ini_and_docs_agree);
+    return ph_test_summary();
+}
