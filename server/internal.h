@@ -13,7 +13,7 @@
 /* Reads start small so an idle connection commits little memory (Wine
  * touches every page of a pending read buffer); a read that fills the buffer
  * shows data is flowing and grows it once to the large size. */
-#define PH_READ_SMALL (4u * 1024u)
+#define PH_READ_SMALL 1024u
 #define PH_READ_LARGE (64u * 1024u)
 /* Disconnected instances kept for reuse beyond the pending ones. */
 #define PH_SPARE_INSTANCES_MAX 64
@@ -104,7 +104,7 @@ struct ph_server {
                                ph_server_live(), published by reload */
     char config_path[PH_PATH_MAX]; /* "" when running on defaults */
     CRITICAL_SECTION reload_lock;  /* one reload at a time */
-    HANDLE idle_timer;      /* closes idle clients, when configured */
+    volatile LONG64 next_idle_check; /* GetTickCount64 when it is due */
     ph_counters control;    /* frames queued by the control thread */
     ph_router router;
     HANDLE port;
@@ -129,6 +129,12 @@ static inline const ph_options *ph_server_live(ph_server *srv)
 {
     return &__atomic_load_n(&srv->live, __ATOMIC_ACQUIRE)->opts;
 }
+
+/* How often open connections are checked against idle_timeout_ms. */
+#define PH_IDLE_CHECK_MS 1000
+/* Worker threads need little stack; Wine makes the whole reservation
+ * resident (a default 1 MiB stack costs 1 MiB of memory per thread). */
+#define PH_WORKER_STACK (128u * 1024u)
 
 /* Completion keys: 0 for I/O; PH_KEY_QUIT tells a worker to exit. */
 #define PH_KEY_QUIT 1

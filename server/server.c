@@ -17,7 +17,6 @@
  * against a connection that never drains. */
 #define DRAIN_TIMEOUT_MS 10000
 #define PROGRESS_MS 250
-#define IDLE_CHECK_MS 1000
 
 static uint64_t unix_ms(void)
 {
@@ -77,15 +76,6 @@ static ph_err make_security(ph_server *srv)
     }
     srv->sa.lpSecurityDescriptor = srv->sd;
     return PH_OK;
-}
-
-static void CALLBACK idle_tick(PVOID ctx, BOOLEAN fired)
-{
-    ph_server *srv = ctx;
-    uint32_t idle_ms = ph_server_live(srv)->idle_timeout_ms;
-
-    if (idle_ms != 0)
-        ph_listener_close_idle(srv, idle_ms);
 }
 
 static ph_generation *new_generation(const ph_options *opts, uint32_t number)
@@ -181,13 +171,6 @@ ph_err ph_server_start(const ph_options *opts, const char *config_path,
     err = ph_listener_create_first(srv);
     if (err != PH_OK)
         goto fail_listen;
-    if (!CreateTimerQueueTimer(&srv->idle_timer, NULL, idle_tick, srv,
-                               IDLE_CHECK_MS, IDLE_CHECK_MS,
-                               WT_EXECUTEDEFAULT)) {
-        srv->idle_timer = NULL;
-        ph_log(PH_LOG_WARN, "no idle timer (error %lu): idle_timeout_ms "
-               "will not be enforced", GetLastError());
-    }
     ph_log_event(PH_LOG_INFO, "pipehubd %s listening on %s (%u workers, %u "
                  "pending instances, max frame %u bytes, config %s)",
                  PH_VERSION, opts->pipe_name, srv->nworkers,
@@ -213,11 +196,6 @@ void ph_server_stop(ph_server *srv, ph_progress_fn progress, void *ctx)
 
     ph_log(PH_LOG_INFO, "stopping: %u connections to close",
            srv->open.count);
-    if (srv->idle_timer != NULL) {
-        /* INVALID_HANDLE_VALUE: wait for a running tick to return. */
-        DeleteTimerQueueTimer(NULL, srv->idle_timer, INVALID_HANDLE_VALUE);
-        srv->idle_timer = NULL;
-    }
     ph_listener_stop(srv, 0);
     if (!wait_drained(srv, STOP_GRACE_MS, progress, ctx)) {
         ph_listener_stop(srv, 1);

@@ -7,20 +7,42 @@
 #include "platform.h"
 #include "win_error.h"
 
+/* Idle connections are closed by whichever worker first sees the check due,
+ * rather than by a timer thread of their own (a thread costs ~1 MiB under
+ * Wine). The first worker also wakes once per check period when there is no
+ * traffic, so the check runs on an idle server too. */
+static void maybe_check_idle(ph_server *srv)
+{
+    LONG64 due = srv->next_idle_check, now = (LONG64)GetTickCount64();
+    uint32_t idle_ms;
+
+    if (now < due || InterlockedCompareExchange64(&srv->next_idle_check,
+                                                  now + PH_IDLE_CHECK_MS,
+                                                  due) != due)
+        return;
+    idle_ms = ph_server_live(srv)->idle_timeout_ms;
+    if (idle_ms != 0)
+        ph_listener_close_idle(srv, idle_ms);
+}
+
 static DWORD WINAPI worker_main(LPVOID arg)
 {
     ph_worker *w = arg;
     ph_server *srv = w->srv;
+    DWORD wait = w == &srv->workers[0] ? PH_IDLE_CHECK_MS : INFINITE;
     OVERLAPPED *ov;
     ULONG_PTR key;
     DWORD bytes, error;
     BOOL ok;
 
     for (;;) {
-        ok = GetQueuedCompletionStatus(srv->port, &bytes, &key, &ov, INFINITE);
+        ok = GetQueuedCompletionStatus(srv->port, &bytes, &key, &ov, wait);
+        maybe_check_idle(srv);
         if (ov == NULL) {
             if (key == PH_KEY_QUIT)
                 return 0;
+            if (!ok && GetLastError() == WAIT_TIMEOUT)
+                continue;
             /* The port itself failed: nothing more can be served. */
             ph_log(PH_LOG_ERROR, "completion port failed (error %lu)",
                    GetLastError());
@@ -53,7 +75,8 @@ ph_err ph_iocp_start(ph_server *srv)
     for (i = 0; i < n; i++) {
         srv->workers[i].srv = srv;
         srv->workers[i].thread =
-            CreateThread(NULL, 0, worker_main, &srv->workers[i], 0, NULL);
+            CreateThread(NULL, PH_WORKER_STACK, worker_main, &srv->workers[i],
+                         STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
         if (srv->workers[i].thread == NULL)
             break;
         srv->nworkers++;

@@ -1,7 +1,6 @@
 #include "svc_admin.h"
 
 #include <windows.h>
-#include <shellapi.h> /* CommandLineToArgvW: not in a lean windows.h */
 
 #include <stdio.h>
 #include <string.h>
@@ -221,6 +220,25 @@ static void describe_recovery(SC_HANDLE svc, char *out, size_t cap)
 
 /* The service's configuration and command line. Needs SERVICE_QUERY_CONFIG.
  * Returns 0, or -1 (GetLastError). */
+
+/* CommandLineToArgvW lives in shell32, which drags user32, gdi32 and (under
+ * Wine) the font stack into the process: about 10 MB of resident memory for
+ * a daemon that never draws anything. Only the admin verbs need it, so it is
+ * loaded when they do. */
+static LPWSTR *split_command_line(LPCWSTR cmd, int *argc)
+{
+    typedef LPWSTR *(WINAPI * split_fn)(LPCWSTR, int *);
+    HMODULE shell32 = LoadLibraryW(L"shell32.dll");
+    split_fn split;
+
+    if (shell32 == NULL)
+        return NULL;
+    split = (split_fn)(void (*)(void))GetProcAddress(shell32,
+                                                     "CommandLineToArgvW");
+    /* shell32 stays loaded: the admin verb exits soon after. */
+    return split ? split(cmd, argc) : NULL;
+}
+
 static int read_info(const target *t, svc_info *out)
 {
     /* The SCM's answer is at most 8 KiB (documented). */
@@ -254,7 +272,7 @@ static int read_info(const target *t, svc_info *out)
     describe_recovery(t->svc, out->recovery, sizeof out->recovery);
 
     /* Parse it the way the service's own C runtime will. */
-    argv = CommandLineToArgvW(buf.c.lpBinaryPathName, &argc);
+    argv = split_command_line(buf.c.lpBinaryPathName, &argc);
     if (argv == NULL)
         return 0;
     if (argc >= 1)

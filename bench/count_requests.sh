@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Count the wineserver requests a server process makes per message and per
+# connection: a cost figure that does not depend on timing noise.
+#
+#   bash bench/count_requests.sh [BUILD_DIR]       (default build/mingw)
+#
+# How (docs: /work/shared/WINE.md, "Counting wineserver requests"): a fresh
+# persistent wineserver writes its stderr to a trace file; a first process
+# with WINEDEBUG=+server turns request tracing on (wineserver then traces
+# every process, one line per request and one per reply, each prefixed with
+# the thread id). The server under test (pipehubd, then bench/baseline.exe)
+# is started, and `pipehub bench` runs each load twice, short and long. The
+# server's threads are known from the trace itself: its first thread from
+# init_first_thread (matched on the Unix pid), the others from the
+# new_thread replies of its own threads, so a thread id that Wine reuses
+# for another process is attributed correctly. The difference between the
+# two runs, divided by the difference in messages (or connections), is the
+# cost per message: start-up, connect and exit cancel out.
+#
+# Prints, for each server, lines like
+#   pipehubd: server requests per 64-byte round trip: 7.50
+# followed by the requests that make up that figure.
+#
+# Environment: PH_BENCH_PREFIX (Wine prefix, default build/wineprefix-bench;
+# its wineserver is restarted here), PH_BENCH_PIPEHUBD_ARGS (extra options
+# for `pipehubd run`, e.g. "--threads 1").
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$root/build/mingw}" 2>/dev/null && pwd) || {
+    echo "count_requests.sh: no build directory ${1:-$root/build/mingw}" >&2
+    exit 2
+}
+export WINEPREFIX=${PH_BENCH_PREFIX:-$root/build/wineprefix-bench}
+export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+PIPEHUBD=$build/pipehubd.exe
+PIPEHUB=$build/pipehub.exe
+BASELINE=$build/baseline.exe
+if [ ! -f "$BASELINE" ] || [ "$root/bench/baseline.c" -nt "$BASELINE" ]; then
+    x86_64-w64-mingw32-gcc -std=c11 -O2 -Wall -Wextra -Werror \
+        -Wstrict-prototypes -Wshadow -static -DWIN32_LEAN_AND_MEAN \
+        -D_WIN32_WINNT=0x0602 -o "$BASELINE" "$root/bench/baseline.c"
+fi
+
+# The loads, each run short and long: "label|units short|units long|bench
+# arguments with N where the count goes".
+LOADS=(
+    "64-byte round trip|200|1200|pingpong -n N"
+    "connect+round trip+close|20|120|churn -n N"
+    "pipelined message (32 per write)|3200|19200|pipeline --pack 32 -n N"
+    "1 MiB round trip|2|10|big -n N"
+)
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -KILL "$server_pid" 2>/dev/null || true
+    fi
+    wineserver -k 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+    wineboot -i >/dev/null 2>&1
+fi
+# A fresh wineserver, so that its stderr is our trace file.
+wineserver -k 2>/dev/null || true
+wineserver -w 2>/dev/null || true
+wineserver -p 2>"$work/trace"
+wine cmd /c exit >/dev/null 2>&1 || true
+# Turn tracing on: from here every request of every process is traced,
+# including the init_first_thread of the server under test.
+WINEDEBUG=+server wine cmd /c exit >/dev/null 2>"$work/tracer.err" || true
+
+lines() { wc -l <"$work/trace"; }
+
+# Wait until the trace stops growing: the server has finished with the
+# last client (its disconnect handling comes after the client exits).
+settle() {
+    local a b
+    a=$(lines)
+    while :; do
+        sleep 0.3
+        b=$(lines)
+        [ "$a" = "$b" ] && break
+        a=$b
+    done
+}
+
+bench() { # pipe raw args...
+    local pipe=$1 raw=$2
+    shift 2
+    wine "$PIPEHUB" --pipe "$pipe" --timeout 20000 bench "$@" ${raw:+"$raw"} \
+        >>"$work/bench.out" 2>>"$work/bench.err"
+}
+
+measure() { # name
+    local name=$1 pipe raw load n args
+    pipe=ph-count-$name-$$
+    if [ "$name" = baseline ]; then
+        wine "$BASELINE" "$pipe" 2>"$work/$name.log" &
+        raw=--raw
+    else
+        # 1 MiB payloads need frames a little over the 1 MiB default.
+        # shellcheck disable=SC2086 # the extra options are words
+        wine "$PIPEHUBD" run --pipe "$pipe" --max-frame 4194304 \
+            ${PH_BENCH_PIPEHUBD_ARGS:-} 2>"$work/$name.log" &
+        raw=
+    fi
+    server_pid=$!
+    bench "$pipe" "$raw" pingpong -n 1 # waits until served
+    settle
+    marks="$(lines)" units=
+    for load in "${LOADS[@]}"; do
+        IFS='|' read -r _ s l args <<<"$load"
+        for n in "$s" "$l"; do
+            # shellcheck disable=SC2086 # args are words
+            bench "$pipe" "$raw" ${args//N/$n}
+            settle
+            marks="$marks $(lines)" units="$units $n"
+        done
+    done
+    kill -INT "$server_pid" 2>/dev/null || true
+    sleep 0.5
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    # Segment k of the trace runs from mark k to mark k+1; segments 2i-1 and
+    # 2i are the short and long run of load i. A "client" is any process
+    # whose first thread started inside the segment: the bench run.
+    awk -v upid="$server_pid" -v marks="$marks" -v units="$units" \
+        -v name="$name" -v labels="$(printf '%s\n' "${LOADS[@]}" | cut -d'|' -f1 | paste -sd'|')" '
+    BEGIN { nm = split(marks, m, " "); split(units, u, " "); nl = split(labels, lab, "|"); srv = "" }
+    function seg(   k) { for (k = nm; k >= 1; k--) if (NR > m[k]) return k; return 0 }
+    {
+        tid = $1; sub(/:$/, "", tid)
+        req = $2; sub(/\(.*/, "", req)
+        reply = index($0, ") = ") > 0
+        if (req == "init_first_thread" && !reply) {
+            owner[tid] = "starting"
+            if (match($0, /unix_pid=[0-9]+/))
+                upid_of[tid] = substr($0, RSTART + 9, RLENGTH - 9)
+        } else if (req == "init_first_thread" && reply && match($0, /pid=[0-9a-f]+/)) {
+            owner[tid] = substr($0, RSTART + 4, RLENGTH - 4)
+            born[owner[tid]] = seg()
+            if (upid_of[tid] == upid) srv = owner[tid]
+        } else if (req == "new_thread" && reply && match($0, /tid=[0-9a-f]+/)) {
+            owner[substr($0, RSTART + 4, RLENGTH - 4)] = owner[tid]
+        }
+        if (srv == "" || reply || $2 !~ /^[a-z_0-9]+\(/)
+            next
+        s = seg()
+        if (owner[tid] == srv) {
+            n[s]++
+            byname[s, req]++
+            names[req] = 1
+        } else if (s > 0 && born[owner[tid]] == s) {
+            client[s]++
+        }
+    }
+    END {
+        if (srv == "") { print name ": server process not found in the trace" > "/dev/stderr"; exit 1 }
+        for (i = 1; i <= nl; i++) {
+            a = 2 * i - 1; b = 2 * i   # segments of the short and long run
+            d = u[b] - u[a]
+            printf "%s: server requests per %s: %.2f (client: %.2f)\n", name, lab[i],
+                (n[b] - n[a]) / d, (client[b] - client[a]) / d
+            if (i > 2) continue
+            for (r in names) {
+                x = (byname[b, r] - byname[a, r]) / d
+                if (x >= 0.05 || x <= -0.05) printf "%d|%.2f|%s\n", i, x, r > breakdown
+            }
+        }
+    }' breakdown="$work/$name.breakdown" "$work/trace"
+    # The requests behind the first two figures, largest first.
+    sort -t'|' -k1,1n -k2,2gr "$work/$name.breakdown" |
+        awk -F'|' -v name="$name" '{ printf "%s:   per %s: %6.2f %s\n", name,
+            $1 == 1 ? "round trip" : "connection", $2, $3 }'
+    server_pid=
+}
+
+measure pipehubd
+measure baseline
+if grep -q . "$work/bench.err" 2>/dev/null &&
+    grep -q '^pipehub' "$work/bench.err"; then
+    echo "bench errors:" >&2
+    grep '^pipehub' "$work/bench.err" >&2
+fi

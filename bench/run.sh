@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# The issue-4 benchmark: bench/baseline.exe (thread-per-client echo) and
+# pipehubd under the same load, in one Wine session, one markdown table.
+#
+#   bash bench/run.sh [BUILD_DIR]          (default build/mingw)
+#
+# The load generator is `pipehub bench` (client/cli.c): --raw runs for the
+# baseline, framed sys.echo runs for pipehubd; both sides use the same calls
+# in the same order. Every timed workload runs PH_BENCH_ROUNDS times
+# (default 3), alternating the two servers, and the table shows medians.
+# The last rows come from bench/count_requests.sh (wineserver requests made
+# by the server process), run after the timed part in a fresh wineserver.
+#
+# Environment: PH_BENCH_PREFIX (the Wine prefix; default build/wineprefix-bench,
+# made on first use; its wineserver is started and killed here, so do not
+# point it at a prefix something else is using), PH_BENCH_SECONDS (per run,
+# default 2), PH_BENCH_ROUNDS (default 3), PH_BENCH_IDLE (idle connections,
+# default 1000), PH_BENCH_COUNT=0 skips the request counts,
+# PH_BENCH_PIPEHUBD_ARGS (extra options for `pipehubd run`, e.g.
+# "--threads 1"; also passed to count_requests.sh).
+# Takes about 2.5 minutes on a 2-core machine (3 rounds of 2 s runs).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$root/build/mingw}" 2>/dev/null && pwd) || {
+    echo "run.sh: no build directory ${1:-$root/build/mingw}" >&2
+    exit 2
+}
+secs=${PH_BENCH_SECONDS:-2}
+rounds=${PH_BENCH_ROUNDS:-3}
+idle_n=${PH_BENCH_IDLE:-1000}
+export WINEPREFIX=${PH_BENCH_PREFIX:-$root/build/wineprefix-bench}
+export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+
+PIPEHUBD=$build/pipehubd.exe
+PIPEHUB=$build/pipehub.exe
+BASELINE=$build/baseline.exe
+for f in "$PIPEHUBD" "$PIPEHUB"; do
+    [ -f "$f" ] || { echo "run.sh: $f is missing: build first" >&2; exit 2; }
+done
+# Until CMake builds it, the baseline is compiled here.
+if [ ! -f "$BASELINE" ] || [ "$root/bench/baseline.c" -nt "$BASELINE" ]; then
+    x86_64-w64-mingw32-gcc -std=c11 -O2 -Wall -Wextra -Werror \
+        -Wstrict-prototypes -Wshadow -static -DWIN32_LEAN_AND_MEAN \
+        -D_WIN32_WINNT=0x0602 -o "$BASELINE" "$root/bench/baseline.c"
+fi
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -KILL "$server_pid" 2>/dev/null || true
+    fi
+    wineserver -k 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+    echo "run.sh: making the Wine prefix $WINEPREFIX" >&2
+    wineboot -i >/dev/null 2>&1
+fi
+wineserver -p
+# Wine's own helper processes start with the first program; let that happen
+# before anything is timed.
+wine cmd /c exit >/dev/null 2>&1 || true
+
+PIPE_BL=ph-bench-baseline-$$
+PIPE_PH=ph-bench-pipehubd-$$
+
+# val KEY LINE: the value of KEY=... in a bench result line.
+val() { printf '%s\n' "$2" | tr -d '\r' | sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+
+start_server() { # target
+    if [ "$1" = baseline ]; then
+        wine "$BASELINE" "$PIPE_BL" 2>>"$work/baseline.log" &
+        server_pid=$!
+        pipe=$PIPE_BL raw=--raw
+    else
+        # 1 MiB payloads need frames a little over the 1 MiB default.
+        # shellcheck disable=SC2086 # the extra options are words
+        wine "$PIPEHUBD" run --pipe "$PIPE_PH" --max-frame 4194304 \
+            ${PH_BENCH_PIPEHUBD_ARGS:-} 2>>"$work/pipehubd.log" &
+        server_pid=$!
+        pipe=$PIPE_PH raw=
+    fi
+    # One round trip, retried by the client while the name is not served.
+    if ! wine "$PIPEHUB" --pipe "$pipe" --timeout 20000 bench pingpong -n 1 \
+        ${raw:+"$raw"} >/dev/null 2>>"$work/errors"; then
+        echo "run.sh: $1 did not start" >&2
+        tail -5 "$work/$1.log" >&2
+        exit 1
+    fi
+}
+
+stop_server() {
+    kill -INT "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+# run TARGET KEY ARGS...: one bench run; appends its line to $work/TARGET.KEY
+run() {
+    local target=$1 key=$2 line
+    shift 2
+    if ! line=$(wine "$PIPEHUB" --pipe "$pipe" bench "$@" ${raw:+"$raw"} \
+        2>>"$work/errors" | tr -d '\r' | grep '^bench ' | tail -1) ||
+        [ -z "$line" ]; then
+        echo "run.sh: $target: bench $* failed:" >&2
+        tail -3 "$work/errors" >&2
+        line="bench failed"
+    fi
+    echo "  $target $key: $line" >&2
+    echo "$line" >>"$work/$target.$key"
+}
+
+workloads() { # target
+    run "$1" pingpong pingpong -d "$secs"
+    run "$1" c16 clients -c 16 -d "$secs"
+    run "$1" c64 clients -c 64 -d "$secs"
+    run "$1" pipe1 pipeline --pack 1 -d "$secs"
+    run "$1" pack32 pipeline --pack 32 -d "$secs"
+    if [ "$1" = pipehubd ]; then
+        run "$1" async async -d "$secs"
+    fi
+    run "$1" big big -d "$secs"
+    run "$1" churn churn -d "$secs"
+}
+
+t_start=$(date +%s)
+for r in $(seq 1 "$rounds"); do
+    for target in baseline pipehubd; do
+        echo "round $r/$rounds: $target" >&2
+        start_server "$target"
+        workloads "$target"
+        stop_server
+    done
+done
+
+# Idle connections: open, hold, read the server's resident memory while they
+# are held, then each must answer once more.
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+for target in baseline pipehubd; do
+    echo "idle: $target, $idle_n connections" >&2
+    start_server "$target"
+    sleep 0.5
+    rss_kb "$server_pid" >"$work/$target.rss0"
+    wine "$PIPEHUB" --pipe "$pipe" --timeout 30000 bench idle -c "$idle_n" \
+        --hold 3 ${raw:+"$raw"} >"$work/$target.idle.out" 2>>"$work/errors" &
+    bench_pid=$!
+    rss=0
+    for _ in $(seq 1 1200); do
+        if tr -d '\r' <"$work/$target.idle.out" | grep -q 'phase=held'; then
+            sleep 1
+            rss=$(rss_kb "$server_pid")
+            break
+        fi
+        kill -0 "$bench_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "$rss" >"$work/$target.rss"
+    wait "$bench_pid" || true
+    tr -d '\r' <"$work/$target.idle.out" | grep 'phase=checked' \
+        >"$work/$target.idle" || echo "bench failed" >"$work/$target.idle"
+    echo "  $target idle: $(cat "$work/$target.idle") rss_kb=$rss" >&2
+    stop_server
+done
+t_timed=$(($(date +%s) - t_start))
+wineserver -k
+wineserver -w 2>/dev/null || sleep 2
+
+counts=
+if [ "${PH_BENCH_COUNT:-1}" != 0 ]; then
+    echo "counting wineserver requests (bench/count_requests.sh)" >&2
+    counts=$(PH_BENCH_PREFIX=$WINEPREFIX bash "$root/bench/count_requests.sh" \
+        "$build" 2>>"$work/errors" || true)
+fi
+
+# median TARGET KEY FIELD: the median over the rounds of FIELD.
+median() {
+    local f=$work/$1.$2
+    [ -f "$f" ] || { echo "-"; return; }
+    while read -r line; do val "$3" " $line"; done <"$f" |
+        grep -E '^[0-9.]+$' | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+ratio() { # a b: a / b to two places
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2fx\n", a / b }'
+}
+
+check() { # ratio-or-value op target -> yes/no
+    awk -v v="${1%x}" -v op="$2" -v t="$3" 'BEGIN {
+        if (v == "-" || v == "") { print "-"; exit }
+        ok = (op == "<=") ? (v + 0 <= t + 0) : (v + 0 >= t + 0)
+        print ok ? "yes" : "**no**" }'
+}
+
+row() { # label baseline pipehubd ratio target met
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$@"
+}
+
+count_of() { # server what
+    printf '%s\n' "$counts" | sed -n "s/^$1: server requests per $2: \([0-9.]*\).*/\1/p" | head -1
+}
+
+fmt() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else if (v + 0 >= 100) printf "%.0f\n", v; else printf "%.2f\n", v }'; }
+
+{
+    echo
+    echo "pipehub bench: baseline (thread-per-client echo) vs pipehubd, $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "host: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(wine --version 2>/dev/null), $secs s per run, median of $rounds"
+    echo
+    row "workload" "baseline" "pipehubd" "pipehubd / baseline" "target" "met"
+    row "---" "---:" "---:" "---:" "---" "---"
+
+    b=$(median baseline pingpong median_us) p=$(median pipehubd pingpong median_us)
+    r=$(ratio "$p" "$b")
+    row "ping-pong, 1 client, median round trip (us)" "$b" "$p" "$r" "<= 1.0x" "$(check "$r" "<=" 1.0)"
+    b=$(median baseline pingpong p99_us) p=$(median pipehubd pingpong p99_us)
+    row "ping-pong, 1 client, p99 round trip (us)" "$b" "$p" "$(ratio "$p" "$b")" "" ""
+    for k in c16:16 c64:64; do
+        b=$(median baseline "${k%%:*}" msgs_per_s) p=$(median pipehubd "${k%%:*}" msgs_per_s)
+        r=$(ratio "$p" "$b")
+        row "${k#*:} clients, total round trips/s" "$b" "$p" "$r" ">= 1.0x" "$(check "$r" ">=" 1.0)"
+    done
+    b=$(median baseline pipe1 msgs_per_s) p1=$(median pipehubd pipe1 msgs_per_s)
+    row "pipelined, 1 frame per WriteFile (msg/s)" "$b" "$p1" "$(ratio "$p1" "$b")" "" ""
+    b=$(median baseline pack32 msgs_per_s) p=$(median pipehubd pack32 msgs_per_s)
+    r=$(ratio "$p" "$b")
+    row "pipelined, 32 frames per WriteFile (msg/s)" "$b" "$p" "$r" ">= 1.0x and >= 250k" \
+        "$( [ "$(check "$r" ">=" 1.0)" = yes ] && [ "$(check "$p" ">=" 250000)" = yes ] && echo yes || echo "**no**")"
+    p=$(median pipehubd async msgs_per_s)
+    r=$(ratio "$p" "$p1")
+    row "pipelined, library async calls (msg/s); ratio vs pipehubd 1 per write" "n/a" "$p" "$r" ">= 25x" "$(check "$r" ">=" 25)"
+    b=$(median baseline big mb_per_s) p=$(median pipehubd big mb_per_s)
+    r=$(ratio "$p" "$b")
+    row "1 MiB ping-pong (MB/s, payload one way)" "$b" "$p" "$r" ">= 1.0x" "$(check "$r" ">=" 1.0)"
+    b=$(median baseline churn conns_per_s) p=$(median pipehubd churn conns_per_s)
+    r=$(ratio "$p" "$b")
+    row "connect + 1 round trip + close (conn/s)" "$b" "$p" "$r" ">= 5x" "$(check "$r" ">=" 5)"
+    ba=$(val answered " $(cat "$work/baseline.idle")") pa=$(val answered " $(cat "$work/pipehubd.idle")")
+    row "$idle_n idle clients held, answering afterwards" "${ba:-0}/$idle_n" "${pa:-0}/$idle_n" "" "all" \
+        "$( [ "${pa:-0}" = "$idle_n" ] && echo yes || echo "**no**")"
+    b=$(awk -v k="$(cat "$work/baseline.rss")" 'BEGIN { printf "%.1f", k / 1024 }')
+    p=$(awk -v k="$(cat "$work/pipehubd.rss")" 'BEGIN { printf "%.1f", k / 1024 }')
+    b0=$(awk -v k="$(cat "$work/baseline.rss0")" 'BEGIN { printf "%.1f", k / 1024 }')
+    p0=$(awk -v k="$(cat "$work/pipehubd.rss0")" 'BEGIN { printf "%.1f", k / 1024 }')
+    row "$idle_n idle clients, server resident memory (MB; before: $b0 / $p0)" "$b" "$p" "$(ratio "$p" "$b")" "<= 15 MB" "$(check "$p" "<=" 15)"
+    if [ -n "$counts" ]; then
+        b=$(count_of baseline "64-byte round trip") p=$(count_of pipehubd "64-byte round trip")
+        row "wineserver requests by the server per 64-byte round trip" "$(fmt "${b:--}")" "$(fmt "${p:--}")" "$(ratio "${p:--}" "${b:--}")" "<= 7" "$(check "${p:--}" "<=" 7)"
+        b=$(count_of baseline "connect+round trip+close") p=$(count_of pipehubd "connect+round trip+close")
+        row "wineserver requests by the server per connect + round trip + close" "$(fmt "${b:--}")" "$(fmt "${p:--}")" "$(ratio "${p:--}" "${b:--}")" "<= 17" "$(check "${p:--}" "<=" 17)"
+        b=$(count_of baseline "pipelined message (32 per write)") p=$(count_of pipehubd "pipelined message (32 per write)")
+        row "wineserver requests by the server per pipelined message (32 per write)" "$(fmt "${b:--}")" "$(fmt "${p:--}")" "$(ratio "${p:--}" "${b:--}")" "" ""
+        b=$(count_of baseline "1 MiB round trip") p=$(count_of pipehubd "1 MiB round trip")
+        row "wineserver requests by the server per 1 MiB round trip" "$(fmt "${b:--}")" "$(fmt "${p:--}")" "$(ratio "${p:--}" "${b:--}")" "" ""
+    fi
+    echo
+    echo "pipehubd runs with --max-frame 4194304 ${PH_BENCH_PIPEHUBD_ARGS:+$PH_BENCH_PIPEHUBD_ARGS }(a 1 MiB payload needs a frame a little over the 1 MiB default); other settings default."
+    echo "timed part: ${t_timed} s; total: $(($(date +%s) - t_start)) s"
+    # Only the load generator's own complaints (Wine adds noise of its own).
+    if tr -d '\r' <"$work/errors" | grep -q '^pipehub'; then
+        echo
+        echo "errors reported by the runs:"
+        tr -d '\r' <"$work/errors" | grep '^pipehub' | sort | uniq -c | head -20
+    fi
+}
