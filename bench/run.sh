@@ -2,7 +2,7 @@
 # The issue-4 benchmark: bench/baseline.exe (thread-per-client echo) and
 # pipehubd under the same load, in one Wine session, one markdown table.
 #
-#   bash bench/run.sh [BUILD_DIR]          (default build/mingw)
+#   bash bench/run.sh [BUILD_DIR]          (default: build/mingw, built first)
 #
 # The load generator is `pipehub bench` (client/cli.c): --raw runs for the
 # baseline, framed sys.echo runs for pipehubd; both sides use the same calls
@@ -22,6 +22,10 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+if [ $# -eq 0 ]; then
+    # The README's one command: install what is missing and build first.
+    (source "$root/scripts/common.sh" && ph_deps run && ph_build_windows) >&2
+fi
 build=$(cd "${1:-$root/build/mingw}" 2>/dev/null && pwd) || {
     echo "run.sh: no build directory ${1:-$root/build/mingw}" >&2
     exit 2
@@ -59,6 +63,7 @@ trap cleanup EXIT
 if [ ! -f "$WINEPREFIX/system.reg" ]; then
     echo "run.sh: making the Wine prefix $WINEPREFIX" >&2
     wineboot -i >/dev/null 2>&1
+    wineserver -w
 fi
 wineserver -p
 # Wine's own helper processes start with the first program; let that happen

@@ -297,3 +297,32 @@ ph_err ph_decoder_next(ph_decoder *d, const uint8_t *data, size_t len,
     *used = pos;
     return PH_EAGAIN;
 }
+
+size_t ph_decoder_tail(ph_decoder *d, uint8_t **dst)
+{
+    size_t missing;
+
+    if (d->failed != PH_OK || d->have < PH_FRAME_HEADER_LEN ||
+        d->have >= d->frame_len)
+        return 0;
+    missing = d->frame_len - d->have;
+    if (ph_buf_reserve(&d->assembly, missing) != PH_OK)
+        return 0; /* the ordinary path still works, a piece at a time */
+    *dst = d->assembly.data + d->assembly.len;
+    return missing;
+}
+
+ph_err ph_decoder_commit(ph_decoder *d, size_t n, ph_frame *out)
+{
+    if (d->failed != PH_OK)
+        return d->failed;
+    if (d->have < PH_FRAME_HEADER_LEN || n > d->frame_len - d->have ||
+        d->assembly.len + n > d->assembly.cap)
+        return PH_EINVAL;
+    d->assembly.len += n;
+    d->have += (uint32_t)n;
+    if (d->have < d->frame_len)
+        return PH_EAGAIN;
+    d->have = 0;
+    return finish(d, d->assembly.data, out);
+}

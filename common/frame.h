@@ -120,6 +120,19 @@ void ph_decoder_free(ph_decoder *d);
 ph_err ph_decoder_next(ph_decoder *d, const uint8_t *data, size_t len,
                        size_t *used, ph_frame *out);
 
+/* Reading a large frame straight into place. While a frame whose header is
+ * in is still incomplete, ph_decoder_tail returns how many bytes it still
+ * lacks and sets *dst to where they go (the frame's own buffer, grown to the
+ * whole frame); it returns 0 otherwise. The caller reads at most that many
+ * bytes into *dst and passes the count to ph_decoder_commit, which then
+ * acts like ph_decoder_next on those bytes: PH_OK with the whole frame in
+ * *out, PH_EAGAIN while more is needed, or an error. This saves a copy and,
+ * more to the point, lets one read take the rest of a large frame. A tail
+ * never reaches past the current frame, so the next frame's bytes stay in
+ * the pipe for an ordinary read. */
+size_t ph_decoder_tail(ph_decoder *d, uint8_t **dst);
+ph_err ph_decoder_commit(ph_decoder *d, size_t n, ph_frame *out);
+
 /* 1 when the decoder is between frames (no partial frame held). */
 static inline int ph_decoder_idle(const ph_decoder *d) { return d->have == 0; }
 

@@ -19,7 +19,7 @@ const ph_option_def ph_option_defs[] = {
     ROW("server", "pipe_name", pipe_name, PH_OPT_PIPE, 0, 0, PH_PIPE_DEFAULT, 0,
         "pipe to serve: a bare name or \\\\.\\pipe\\NAME"),
     ROW("server", "worker_threads", worker_threads, PH_OPT_U32, 0, 64, "0", 0,
-        "threads taking I/O completions; 0 = one per CPU"),
+        "threads taking I/O completions; 0 = two per CPU, at least 4"),
     ROW("server", "pending_instances", pending_instances, PH_OPT_U32, 1, 64,
         "4", 1, "pipe instances kept listening for new clients"),
     ROW("server", "max_connections", max_connections, PH_OPT_U32, 1, 100000,

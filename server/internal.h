@@ -15,6 +15,8 @@
  * shows data is flowing and grows it once to the large size. */
 #define PH_READ_SMALL 1024u
 #define PH_READ_LARGE (64u * 1024u)
+/* The most one read takes of a large frame's tail (see read_now). */
+#define PH_TAIL_READ_MAX (256u * 1024u)
 /* Disconnected instances kept for reuse beyond the pending ones. */
 #define PH_SPARE_INSTANCES_MAX 64
 
@@ -54,6 +56,7 @@ struct ph_conn {
     ph_conn_state state;
     int ops_pending;        /* operations whose completion is still due */
     int reading;            /* a read is outstanding */
+    int read_into_tail;     /* ...into the decoder's large frame, not rbuf */
     int writing;            /* a write is outstanding */
     int close_after_flush;  /* close once the send queue has been written */
     const char *close_why;  /* static text: why, for the log */
@@ -132,8 +135,9 @@ static inline const ph_options *ph_server_live(ph_server *srv)
 
 /* How often open connections are checked against idle_timeout_ms. */
 #define PH_IDLE_CHECK_MS 1000
-/* Worker threads need little stack; Wine makes the whole reservation
- * resident (a default 1 MiB stack costs 1 MiB of memory per thread). */
+/* Worker threads need little stack. (Under Wine a thread costs about 1 MiB
+ * resident whatever its stack, measured: Wine's own per-thread stacks; so
+ * the worker count, not this, is what decides memory there.) */
 #define PH_WORKER_STACK (128u * 1024u)
 
 /* Completion keys: 0 for I/O; PH_KEY_QUIT tells a worker to exit. */

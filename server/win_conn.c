@@ -76,14 +76,20 @@ void ph_conn_reset(ph_conn *c)
 ph_err ph_conn_listen(ph_conn *c)
 {
     DWORD e;
+    int tries = 0;
 
-    memset(&c->op_connect.ov, 0, sizeof c->op_connect.ov);
     c->state = PH_CONN_LISTENING;
     c->ops_pending = 1;
-    if (ConnectNamedPipe(c->pipe, &c->op_connect.ov))
-        e = ERROR_PIPE_CONNECTED;
-    else
-        e = GetLastError();
+    do {
+        memset(&c->op_connect.ov, 0, sizeof c->op_connect.ov);
+        if (ConnectNamedPipe(c->pipe, &c->op_connect.ov))
+            e = ERROR_PIPE_CONNECTED;
+        else
+            e = GetLastError();
+        /* ERROR_NO_DATA: a client connected and already went away (one
+         * that only probes whether the name is served does exactly this).
+         * The instance is fine once disconnected. */
+    } while (e == ERROR_NO_DATA && ++tries < 4 && DisconnectNamedPipe(c->pipe));
     switch (e) {
     case ERROR_IO_PENDING:
         break;
@@ -208,42 +214,65 @@ static void fail_stream(ph_counters *k, ph_conn *c, ph_err code,
     c->close_why = "protocol error";
 }
 
-/* n bytes arrived in rbuf: decode every whole frame and route it. */
-static void on_data(ph_counters *k, ph_conn *c, uint32_t n)
+/* The result of one decoder call: route a whole frame, or fail the stream.
+ * Returns 0 to go on decoding, -1 when the stream is done for. */
+static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
 {
-    const ph_router *router = &c->srv->router;
     ph_route_result res;
-    size_t off = 0, used;
-    ph_frame f;
-    ph_err err;
 
+    if (err == PH_EAGAIN)
+        return 0;
+    if (err == PH_ENOMEM) {
+        fail_stream(k, c, PH_EINTERNAL, "server out of memory");
+        return -1;
+    }
+    if (err != PH_OK) {
+        fail_stream(k, c, err, c->decoder.why);
+        return -1;
+    }
+    k->frames_in++;
+    err = ph_router_handle(&c->srv->router, &c->peer, f, &c->send_queue, &res);
+    k->frames_out += res.frames;
+    k->errors_sent += res.errors;
+    if (err != PH_OK) {
+        fail_stream(k, c, PH_EINTERNAL, "server out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void received(ph_counters *k, ph_conn *c, uint32_t n)
+{
     k->bytes_in += n;
     c->last_active = GetTickCount64();
     /* A reload may have changed the frame limit: it applies from the next
      * frame on, also to clients that stay connected. */
     c->peer.max_frame = ph_server_live(c->srv)->max_frame_bytes;
     c->decoder.max_frame = c->peer.max_frame;
+}
+
+/* n bytes of a large frame's tail arrived straight in the decoder. */
+static void on_tail(ph_counters *k, ph_conn *c, uint32_t n)
+{
+    ph_frame f;
+
+    received(k, c, n);
+    decoded(k, c, ph_decoder_commit(&c->decoder, n, &f), &f);
+}
+
+/* n bytes arrived in rbuf: decode every whole frame and route it. */
+static void on_data(ph_counters *k, ph_conn *c, uint32_t n)
+{
+    size_t off = 0, used;
+    ph_frame f;
+    ph_err err;
+
+    received(k, c, n);
     while (off < n) {
         err = ph_decoder_next(&c->decoder, c->rbuf + off, n - off, &used, &f);
-        if (err == PH_EAGAIN)
+        if (err == PH_EAGAIN || decoded(k, c, err, &f) != 0)
             break;
-        if (err == PH_ENOMEM) {
-            fail_stream(k, c, PH_EINTERNAL, "server out of memory");
-            return;
-        }
-        if (err != PH_OK) {
-            fail_stream(k, c, err, c->decoder.why);
-            return;
-        }
         off += used;
-        k->frames_in++;
-        err = ph_router_handle(router, &c->peer, &f, &c->send_queue, &res);
-        k->frames_out += res.frames;
-        k->errors_sent += res.errors;
-        if (err != PH_OK) {
-            fail_stream(k, c, PH_EINTERNAL, "server out of memory");
-            return;
-        }
     }
     /* A read that filled the buffer says more is coming: read bigger. The
      * frames above may point into rbuf, so this waits until they are done. */
@@ -296,7 +325,29 @@ static void start_write(ph_counters *k, ph_conn *c)
  * pending or the connection is closing. */
 static int read_now(ph_counters *k, ph_conn *c)
 {
+    uint8_t *tail;
+    size_t missing;
     DWORD e;
+
+    /* The rest of a frame larger than the read buffer goes straight into the
+     * decoder's copy of it, in as few reads as the pipe allows, instead of a
+     * read buffer's worth at a time and a copy. */
+    missing = ph_decoder_tail(&c->decoder, &tail);
+    if (missing > c->rcap) {
+        /* Bounded, because Wine makes a pending read's whole buffer
+         * resident: a client that sends one large header and then nothing
+         * holds this much, not the whole frame. */
+        if (missing > PH_TAIL_READ_MAX)
+            missing = PH_TAIL_READ_MAX;
+        memset(&c->op_read.ov, 0, sizeof c->op_read.ov);
+        c->read_into_tail = 1;
+        if (ReadFile(c->pipe, tail, (DWORD)missing, NULL, &c->op_read.ov)) {
+            on_tail(k, c, (uint32_t)c->op_read.ov.InternalHigh);
+            return 1;
+        }
+        goto check;
+    }
+    c->read_into_tail = 0;
 
     if (c->rbuf == NULL) {
         c->rbuf = ph_alloc(PH_READ_SMALL);
@@ -311,6 +362,7 @@ static int read_now(ph_counters *k, ph_conn *c)
         on_data(k, c, (uint32_t)c->op_read.ov.InternalHigh);
         return 1;
     }
+check:
     e = GetLastError();
     if (e == ERROR_IO_PENDING) {
         c->reading = 1;
@@ -445,6 +497,8 @@ void ph_conn_complete(ph_worker *w, ph_op *op, DWORD bytes, DWORD error)
             break;
         if (error)
             close_for(c, error);
+        else if (c->read_into_tail)
+            on_tail(&w->counters, c, bytes);
         else
             on_data(&w->counters, c, bytes);
         break;

@@ -70,8 +70,8 @@ static void refill_locked(ph_server *srv)
             continue;
         }
         if (ph_conn_listen(c) != PH_OK) {
-            /* Typically ERROR_NO_DATA: a client came and went before the
-             * listen. The instance is suspect; replace it. */
+            /* The instance is broken (ph_conn_listen already got past
+             * clients that came and went): replace it. */
             ph_conn_free(c);
             failures++;
         }

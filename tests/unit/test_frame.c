@@ -1345,6 +1345,56 @@ static void test_assembly_released(void)
     free(body);
 }
 
+/* A large frame read partly through ph_decoder_next and the rest straight
+ * into ph_decoder_tail gives the same frame, and the tail never reaches into
+ * the next frame. */
+static void test_tail_reads(void)
+{
+    size_t big = 200 * 1024, first, off, room, step;
+    uint8_t *body = malloc(big), *dst;
+    bytes s = {0};
+    ph_decoder d;
+    ph_frame f;
+    size_t used = 0;
+    ph_err err;
+
+    CHECK(body != NULL);
+    fill(body, big, 7);
+    put_frame(&s, PH_REPLY, 1, 0, NULL, 0, body, big);
+    first = s.len;
+    put_str_frame(&s, PH_REQUEST, 2, 0, "next", "after");
+    ph_decoder_init(&d, PH_MAX_FRAME_DEFAULT);
+    CHECK_EQ(ph_decoder_tail(&d, &dst), 0); /* nothing started */
+    CHECK_EQ(ph_decoder_next(&d, s.data, 10, &used, &f), PH_EAGAIN);
+    CHECK_EQ(ph_decoder_tail(&d, &dst), 0); /* header not complete */
+    CHECK_EQ(ph_decoder_next(&d, s.data + 10, 990, &used, &f), PH_EAGAIN);
+    off = 1000;
+    /* Uneven steps through the tail, as reads would come. */
+    for (step = 1; ; step = step * 3 + 1) {
+        room = ph_decoder_tail(&d, &dst);
+        CHECK_EQ(room, first - off);
+        if (step > room)
+            step = room;
+        memcpy(dst, s.data + off, step);
+        off += step;
+        err = ph_decoder_commit(&d, step, &f);
+        if (err == PH_OK)
+            break;
+        CHECK_EQ(err, PH_EAGAIN);
+    }
+    CHECK_EQ(off, first);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK(same_bytes(f.payload, f.payload_len, body, big));
+    CHECK_EQ(ph_decoder_tail(&d, &dst), 0);
+    /* Committing more than was offered is refused. */
+    CHECK_EQ(ph_decoder_commit(&d, 1, &f), PH_EINVAL);
+    CHECK_EQ(ph_decoder_next(&d, s.data + first, s.len - first, &used, &f), PH_OK);
+    CHECK_EQ(f.id, 2);
+    ph_decoder_free(&d);
+    bytes_free(&s);
+    free(body);
+}
+
 int main(void)
 {
     RUN(test_u32le_helpers);
@@ -1371,5 +1421,6 @@ int main(void)
     RUN(test_enomem_then_retry);
     RUN(test_enomem_steps);
     RUN(test_assembly_released);
+    RUN(test_tail_reads);
     return ph_test_summary();
 }

@@ -1632,6 +1632,74 @@ static void case_bad_config_refused(void)
     DeleteFileA(ini);
 }
 
+/* Clients that open the name and close it at once while the daemon starts
+ * and refills (what a readiness probe does) must not stop it: a client that
+ * came and went before ConnectNamedPipe leaves the instance in a state
+ * (ERROR_NO_DATA) the server has to get past. */
+typedef struct prober {
+    const char *pipe;
+    volatile LONG *stop;
+    LONG opened;
+} prober;
+
+static DWORD WINAPI prober_main(void *arg)
+{
+    prober *p = arg;
+    HANDLE h;
+
+    while (!*p->stop) {
+        h = CreateFileA(p->pipe, GENERIC_READ | GENERIC_WRITE, 0, NULL,
+                        OPEN_EXISTING, 0, NULL);
+        if (h != INVALID_HANDLE_VALUE) {
+            CloseHandle(h);
+            p->opened++;
+        }
+    }
+    return 0;
+}
+
+static void case_probe_storm(void)
+{
+    char name[64], full[PH_PIPE_PATH_MAX + 1];
+    volatile LONG stop = 0;
+    prober ps[4];
+    HANDLE th[4];
+    daemon *d;
+    conn *c;
+    int i, round;
+    LONG opened = 0;
+
+    case_pipe(name, sizeof name, "");
+    CHECK(ph_pipe_path(name, full, sizeof full) == PH_OK);
+    for (i = 0; i < 4; i++) {
+        ps[i].pipe = full;
+        ps[i].stop = &stop;
+        ps[i].opened = 0;
+        th[i] = CreateThread(NULL, 0, prober_main, &ps[i], 0, NULL);
+        CHECK(th[i] != NULL);
+    }
+    CHECK_DAEMON(name, NULL, d);
+    /* Keep probing through connects and refills for a while. */
+    for (round = 0; round < 20; round++) {
+        CHECK_CONN(c, d->pipe);
+        CHECK_OK(c, ping(c, 1));
+        conn_close(c);
+        CHECK_ALIVE(d);
+    }
+    stop = 1;
+    WaitForMultipleObjects(4, th, TRUE, 10000);
+    for (i = 0; i < 4; i++) {
+        opened += ps[i].opened;
+        CloseHandle(th[i]);
+    }
+    say("probers opened and closed the pipe %ld times", (long)opened);
+    CHECK(opened > 0);
+    CHECK_CONN(c, d->pipe);
+    CHECK_OK(c, ping(c, 2));
+    conn_close(c);
+    CHECK_ALIVE(d);
+}
+
 static void servers_survived(void)
 {
     int i;
@@ -1722,7 +1790,8 @@ static int hold_main(int n, const char *name)
     X(max_connections)                                                        \
     X(idle_timeout)                                                           \
     X(second_server)                                                          \
-    X(bad_config_refused)
+    X(bad_config_refused)                                                     \
+    X(probe_storm)
 
 static void usage(void)
 {
