@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run):
 #  1. native unit tests of the portable core, gcc with ASan and UBSan;
-#  2. the libFuzzer run of the frame decoder, clang;
+#  2. bounded libFuzzer runs of the frame decoder and the INI reader, clang;
 #  3. the Windows build's unit and integration tests under Wine.
 # Each step is a ctest run; the last line adds the three up.
 source "$(dirname "$0")/common.sh"
@@ -11,9 +11,10 @@ total_pass=0
 total_fail=0
 # Run ctest and add its counts to the totals; keep going so every suite
 # reports, and fail at the end.
+mkdir -p "$PH_BUILD"
+last_log=$PH_BUILD/last-ctest.log
 run_ctest() {
-    local log
-    log=$(mktemp)
+    local log=$last_log
     set +e
     ctest "$@" --output-on-failure 2>&1 | tee "$log"
     set -e
@@ -29,7 +30,6 @@ run_ctest() {
         total_pass=$((total_pass + all - failed))
         total_fail=$((total_fail + failed))
     fi
-    rm -f "$log"
 }
 
 echo "== native build (gcc, ASan+UBSan): unit tests"
@@ -46,7 +46,17 @@ echo "== Windows build (mingw-w64): unit and integration tests under Wine"
 ph_build_windows
 ph_wine_env
 ph_wineserver_start
-run_ctest --test-dir "$PH_BUILD/mingw" -j2
+# A Wine test that fails is run once more. Twice in a few hundred runs, both
+# while other Wine work loaded the machine, a Wine process started by a test
+# ended without a word (no output, no error) and was fine when run again. A
+# real failure fails both times and counts; a test that needed the second
+# run is named at the end, so the retry is never silent.
+run_ctest --test-dir "$PH_BUILD/mingw" -j2 --repeat until-pass:2
+retried=$(grep -E '\*\*\*(Failed|Timeout|Exception)' "$last_log" |
+          sed -E 's/.*Test +#[0-9]+: ([^ ]+).*/\1/' | sort -u || true)
 
+if [ -n "${retried:-}" ]; then
+    echo "note: these Wine tests failed at least once (output above):" $retried
+fi
 echo "all suites: $total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
