@@ -26,8 +26,9 @@ ph_deps() {
     echo "== installing: ${need[*]}"
     local sudo=
     [ "$(id -u)" -eq 0 ] || sudo=sudo
+    # With recommended packages, as the set-up this was tested with.
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 }
 
 # Configure and build the Windows binaries (mingw-w64).
