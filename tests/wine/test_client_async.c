@@ -23,6 +23,7 @@
 
 #include "frame.h"
 #include "harness.h"
+#include "wine_util.h"
 #include "options.h"
 #include "pipehub.h"
 
@@ -53,31 +54,9 @@ typedef struct daemon {
     int running;
 } daemon;
 
-/* ctest hands us a Unix path; CreateProcess wants a DOS one. */
 static int resolve_exe(const char *path)
 {
-    typedef WCHAR *(CDECL * to_dos_fn)(const char *);
-    to_dos_fn to_dos;
-    WCHAR *w;
-    size_t i;
-
-    if (path[0] != '/') {
-        snprintf(g_daemon_exe, sizeof g_daemon_exe, "%s", path);
-        return 0;
-    }
-    to_dos = (to_dos_fn)(void (*)(void))GetProcAddress(
-        GetModuleHandleA("kernel32.dll"), "wine_get_dos_file_name");
-    if (to_dos && (w = to_dos(path)) != NULL) {
-        int n = WideCharToMultiByte(CP_ACP, 0, w, -1, g_daemon_exe,
-                                    (int)sizeof g_daemon_exe, NULL, NULL);
-        HeapFree(GetProcessHeap(), 0, w);
-        return n > 0 ? 0 : -1;
-    }
-    snprintf(g_daemon_exe, sizeof g_daemon_exe, "Z:%s", path);
-    for (i = 0; g_daemon_exe[i]; i++)
-        if (g_daemon_exe[i] == '/')
-            g_daemon_exe[i] = '\\';
-    return 0;
+    return ph_dos_path(path, g_daemon_exe, sizeof g_daemon_exe);
 }
 
 /* Start "pipehubd run --pipe ph-async-NAME-PID" and wait until it answers. */

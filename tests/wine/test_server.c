@@ -22,6 +22,7 @@
 
 #include "frame.h"
 #include "harness.h"
+#include "wine_util.h"
 #include "options.h"
 #include "pipehub.h"
 
@@ -93,41 +94,9 @@ static int g_ndaemons;
 static HANDLE g_job; /* kills the daemons if this process dies first */
 static int g_ready_when_denied; /* daemon_start: access denied = serving */
 
-/* Wine ignores pipe DACLs, PIPE_REJECT_REMOTE_CLIENTS and
- * FILE_FLAG_FIRST_PIPE_INSTANCE; tests of those skip themselves there. */
-static int under_wine(void)
-{
-    return GetProcAddress(GetModuleHandleA("ntdll.dll"), "wine_get_version") !=
-           NULL;
-}
-
-/* ctest hands us a Unix path (/tmp/build/pipehubd.exe); CreateProcess wants a
- * DOS one. Wine exports the converter from kernel32. */
 static int resolve_exe(const char *path)
 {
-    typedef WCHAR *(CDECL *to_dos_fn)(const char *);
-    to_dos_fn to_dos;
-    WCHAR *w;
-    size_t i;
-
-    if (path[0] != '/') {
-        snprintf(g_daemon_exe, sizeof g_daemon_exe, "%s", path);
-        return 0;
-    }
-    to_dos = (to_dos_fn)(void (*)(void))GetProcAddress(
-        GetModuleHandleA("kernel32.dll"), "wine_get_dos_file_name");
-    if (to_dos && (w = to_dos(path)) != NULL) {
-        int n = WideCharToMultiByte(CP_ACP, 0, w, -1, g_daemon_exe,
-                                    (int)sizeof g_daemon_exe, NULL, NULL);
-        HeapFree(GetProcessHeap(), 0, w);
-        return n > 0 ? 0 : -1;
-    }
-    /* Wine's default Z: drive maps the Unix root. */
-    snprintf(g_daemon_exe, sizeof g_daemon_exe, "Z:%s", path);
-    for (i = 0; g_daemon_exe[i]; i++)
-        if (g_daemon_exe[i] == '/')
-            g_daemon_exe[i] = '\\';
-    return 0;
+    return ph_dos_path(path, g_daemon_exe, sizeof g_daemon_exe);
 }
 
 static int daemon_alive(const daemon *d, DWORD *exit_code)
@@ -1724,7 +1693,7 @@ static void case_dacl_denies(void)
     HANDLE tok, h;
     daemon *d;
 
-    if (under_wine())
+    if (ph_under_wine())
         SKIP("Wine ignores pipe DACLs: every client connects");
     /* Deny this user reading and writing the pipe's data, but not creating
      * instances of it (0x4), which the daemon, running as this user too,
