@@ -58,5 +58,5 @@ retried=$(grep -E '\*\*\*(Failed|Timeout|Exception)' "$last_log" |
 if [ -n "${retried:-}" ]; then
     echo "note: these Wine tests failed at least once (output above):" $retried
 fi
-echo "all suites: $total_pass passed, $total_fail failed"
+echo "total: $total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
