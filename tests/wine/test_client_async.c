@@ -338,15 +338,17 @@ static void calls_from_callbacks(void)
 }
 
 /* The daemon is killed with calls in flight. answered_first: wait until
- * some calls have been answered, kill, then queue LATE more calls, which
- * the client accepts (it does not know yet) and which can never be
- * answered. Otherwise kill as soon as the calls are written. */
+ * some calls have been answered before the kill; otherwise kill as soon as
+ * the calls are written. Either way LATE more calls are queued after the
+ * kill: the client accepts them (it does not know yet) and they can never be
+ * answered. (Without them the first case could see every answer: the daemon
+ * can answer all 1000 before it dies, and then nothing is left to fail.) */
 #define LATE 100
 static void server_dies(int answered_first)
 {
     static rec recs[PIPELINED_CALLS + LATE];
     static uint8_t *payloads[PIPELINED_CALLS + LATE];
-    int total = PIPELINED_CALLS + (answered_first ? LATE : 0);
+    int total = PIPELINED_CALLS + LATE;
     daemon d;
     ph_client *c = NULL;
     int i, answered = 0, failed = 0;
