@@ -4,7 +4,7 @@
 
 static const char *const proto_names[] = {
     NULL,        "BAD_FRAME", "TOO_LARGE", "NO_ROUTE", "FORBIDDEN",
-    "BUSY",      "UNAVAILABLE", "TIMEOUT", "INTERNAL",
+    "BUSY",      "UNAVAILABLE", "TIMEOUT", "INTERNAL", "BAD_REQUEST",
 };
 
 const char *ph_err_name(ph_err err)

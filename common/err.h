@@ -20,7 +20,8 @@ typedef enum ph_err {
     PH_EUNAVAIL = 6,    /* the route's provider went away */
     PH_ETIMEDOUT = 7,   /* no answer in time */
     PH_EINTERNAL = 8,   /* a bug or resource failure on the server */
-    PH_PROTO_MAX = 8,   /* highest code defined by protocol v1 */
+    PH_EBADREQ = 9,     /* a built-in route's payload is malformed */
+    PH_PROTO_MAX = 9,   /* highest code defined by protocol v1 */
     /* Local codes: never sent on the wire. */
     PH_EAGAIN = 64,     /* no whole frame yet: feed more bytes */
     PH_ENOMEM = 65,     /* allocation failed */

@@ -65,6 +65,12 @@ void ph_json_str(ph_json *j, const char *k, const char *s, size_t len)
     put_string(j, s, len);
 }
 
+void ph_json_bool(ph_json *j, const char *k, int value)
+{
+    key(j, k);
+    put(j, value ? "true" : "false", value ? 4 : 5);
+}
+
 ph_err ph_json_end(ph_json *j)
 {
     put(j, "}", 1);

@@ -21,6 +21,7 @@ void ph_json_u64(ph_json *j, const char *key, uint64_t value);
 /* s is len bytes of UTF-8 (or anything: control characters and quotes are
  * escaped, bytes >= 0x80 are copied as they are). */
 void ph_json_str(ph_json *j, const char *key, const char *s, size_t len);
+void ph_json_bool(ph_json *j, const char *key, int value);
 /* Close the object; returns the first error of the whole build. */
 ph_err ph_json_end(ph_json *j);
 

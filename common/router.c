@@ -126,6 +126,15 @@ static ph_err sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
     ph_json_u64(&j, "pending_instances", s.pending_instances);
     ph_json_u64(&j, "config_generation", s.config_generation);
     ph_json_u64(&j, "config_loaded_ms", s.config_loaded_ms);
+    ph_json_u64(&j, "requests_forwarded", s.requests_forwarded);
+    ph_json_u64(&j, "replies_dropped", s.replies_dropped);
+    ph_json_u64(&j, "requests_timed_out", s.requests_timed_out);
+    ph_json_u64(&j, "requests_unavailable", s.requests_unavailable);
+    ph_json_u64(&j, "requests_busy", s.requests_busy);
+    ph_json_u64(&j, "events_published", s.events_published);
+    ph_json_u64(&j, "events_delivered", s.events_delivered);
+    ph_json_u64(&j, "events_unheard", s.events_unheard);
+    ph_json_u64(&j, "slow_disconnects", s.slow_disconnects);
     return json_reply_end(peer, out, start, &j, f, res);
 }
 
@@ -138,6 +147,24 @@ static const struct {
     {"sys.hello", sys_hello},
     {"sys.stats", sys_stats},
 };
+
+const char *const ph_router_builtins[] = {"sys.ping", "sys.echo",
+                                          "sys.hello", "sys.stats", NULL};
+
+int ph_router_is_builtin(const ph_frame *f)
+{
+    size_t i;
+
+    if (f->kind != PH_REQUEST || f->route_len < 8 ||
+        memcmp(f->route, "sys.", 4) != 0)
+        return 0;
+    for (i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
+        if (strlen(builtins[i].route) == f->route_len &&
+            memcmp(builtins[i].route, f->route, f->route_len) == 0)
+            return 1;
+    }
+    return 0;
+}
 
 ph_err ph_router_handle(const ph_router *r, ph_peer *peer, const ph_frame *f,
                         ph_buf *out, ph_route_result *res)

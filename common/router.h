@@ -3,7 +3,8 @@
  * the platform layer then writes (many frames per write).
  *
  * Built-in routes (docs/PROTOCOL.md): sys.ping, sys.echo, sys.hello,
- * sys.stats. Any other route gets ERROR NO_ROUTE. */
+ * sys.stats. Anything else belongs to the hub (hub.h); without one it gets
+ * ERROR NO_ROUTE. */
 #ifndef PH_ROUTER_H
 #define PH_ROUTER_H
 
@@ -28,6 +29,16 @@ typedef struct ph_stats {
     uint64_t pending_instances;
     uint64_t config_generation;  /* 1 at start, +1 per applied reload */
     uint64_t config_loaded_ms;   /* when it was loaded, Unix time in ms */
+    /* The hub's (hub.h, ph_hub_stats). */
+    uint64_t requests_forwarded;
+    uint64_t replies_dropped;
+    uint64_t requests_timed_out;
+    uint64_t requests_unavailable;
+    uint64_t requests_busy;
+    uint64_t events_published;
+    uint64_t events_delivered;
+    uint64_t events_unheard;
+    uint64_t slow_disconnects;
 } ph_stats;
 
 typedef struct ph_router {
@@ -52,6 +63,13 @@ typedef struct ph_route_result {
     uint32_t frames;   /* frames appended to out */
     uint32_t errors;   /* of which ERROR frames */
 } ph_route_result;
+
+/* The built-in routes answered here, NULL-terminated (for sys.routes). */
+extern const char *const ph_router_builtins[];
+
+/* 1 when f is a REQUEST for a built-in route: ph_router_handle answers it
+ * and the hub is not needed. */
+int ph_router_is_builtin(const ph_frame *f);
 
 /* Handle frame f from peer, appending replies to out. PH_ENOMEM when a reply
  * could not be appended (out is then unchanged by that reply and the caller

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "frame.h"
+
 /* The parser: Debian's inih where the build found it, else our reader of
  * the same API (config/ini.c). Only ini_parse_stream is used, through a
  * reader of our own, because Debian's inih is built without
@@ -22,7 +24,7 @@ _Static_assert(INI_MAX_LINE == 200, "messages say 198 characters a line");
 #endif
 
 #define MSG_MAX 512
-#define SECTION_MAX 64
+#define SECTION_MAX 256
 
 typedef struct loader {
     const char *name;            /* the file, as messages name it */
@@ -77,11 +79,81 @@ static int known_section(const char *section)
 {
     const ph_option_def *d;
 
+    if (strncmp(section, "route.", 6) == 0)
+        return 1; /* its name is checked by route_section */
     for (d = ph_option_defs; d->key != NULL; d++) {
         if (strcmp(d->section, section) == 0)
             return 1;
     }
     return 0;
+}
+
+static ph_route_section *route_find(ph_options *o, const char *name)
+{
+    uint32_t i;
+
+    for (i = 0; i < o->nroutes; i++)
+        if (strcmp(o->routes[i].name, name) == 0)
+            return &o->routes[i];
+    return NULL;
+}
+
+/* A [route.NAME] header: NAME must be a route or "prefix.*". The section is
+ * created here, so its keys find it; a bad one is reported once and its
+ * keys are then ignored. */
+static void route_section(loader *l, const char *section)
+{
+    const char *name = section + 6;
+    size_t n = strlen(name);
+    int ok;
+
+    if (route_find(&l->opts, name) != NULL)
+        return;
+    if (n >= 2 && name[n - 1] == '*')
+        ok = n >= 3 && name[n - 2] == '.' && ph_route_valid(name, n - 1);
+    else
+        ok = n > 0 && ph_route_valid(name, n);
+    if (!ok || n > PH_ROUTE_SECTION_NAME_MAX) {
+        problem(l, l->real_line, "[%s]: '%s' is not a route or a 'prefix.*' "
+                "pattern (letters, digits and ._-/, at most %u characters)",
+                section, name, (unsigned)PH_ROUTE_SECTION_NAME_MAX);
+        return;
+    }
+    if (l->opts.nroutes >= PH_ROUTE_SECTIONS_MAX) {
+        problem(l, l->real_line, "[%s]: too many [route.*] sections (at most "
+                "%u)", section, (unsigned)PH_ROUTE_SECTIONS_MAX);
+        return;
+    }
+    memset(&l->opts.routes[l->opts.nroutes], 0, sizeof l->opts.routes[0]);
+    memcpy(l->opts.routes[l->opts.nroutes].name, name, n + 1);
+    l->opts.nroutes++;
+}
+
+static void route_pair(loader *l, const char *section, const char *name,
+                       const char *value)
+{
+    ph_route_section *r = route_find(&l->opts, section + 6);
+    const ph_option_def *d = ph_option_find_in("limits", "request_timeout_ms");
+    char why[MSG_MAX - 64];
+    ph_options tmp;
+
+    if (r == NULL)
+        return; /* the header was reported */
+    if (strcmp(name, "request_timeout_ms") != 0) {
+        problem(l, l->real_line, "unknown key '%s' in [%s] (a route section "
+                "takes request_timeout_ms)", name, section);
+        return;
+    }
+    if (r->request_timeout_ms != 0) {
+        problem(l, l->real_line, "duplicate key '%s' in [%s]", name, section);
+        return;
+    }
+    tmp = l->opts;
+    if (ph_option_set(&tmp, d, value, why, sizeof why) != PH_OK) {
+        problem(l, l->real_line, "%s", why);
+        return;
+    }
+    r->request_timeout_ms = tmp.request_timeout_ms;
 }
 
 /* Levenshtein distance, capped: names are short. */
@@ -174,6 +246,10 @@ static int on_pair(void *user, const char *section, const char *name,
         unknown_section(l, section);
         return 1;
     }
+    if (strncmp(section, "route.", 6) == 0) {
+        route_pair(l, section, name, value);
+        return 1;
+    }
     d = ph_option_find_in(section, name);
     if (d == NULL) {
         const ph_option_def *elsewhere = ph_option_find(name);
@@ -262,6 +338,8 @@ static void classify(loader *l, const char *s)
         name[n] = '\0';
         if (!known_section(name))
             unknown_section(l, name);
+        else if (strncmp(name, "route.", 6) == 0)
+            route_section(l, name);
         return;
     }
     if (strpbrk(s, "=:") == NULL) {
@@ -417,6 +495,9 @@ unsigned ph_config_merge_live(const ph_options *running,
         if (report)
             report(ctx, msg);
     }
+    /* [route.NAME] sections are all live. */
+    memcpy(merged.routes, loaded->routes, sizeof merged.routes);
+    merged.nroutes = loaded->nroutes;
     *out = merged;
     return kept;
 }

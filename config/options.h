@@ -22,6 +22,16 @@
 #define PH_SDDL_MAX 1024
 #define PH_PATH_MAX 1024
 
+/* [route.NAME] sections: per-route settings. NAME is a route or a prefix
+ * pattern ("billing.*"); the most specific section applies. */
+#define PH_ROUTE_SECTIONS_MAX 32
+#define PH_ROUTE_SECTION_NAME_MAX 191 /* an INI line holds 198 characters */
+
+typedef struct ph_route_section {
+    char name[PH_ROUTE_SECTION_NAME_MAX + 1];
+    uint32_t request_timeout_ms; /* 0: [limits] request_timeout_ms */
+} ph_route_section;
+
 typedef struct ph_options {
     /* [server] */
     char pipe_name[PH_PIPE_PATH_MAX + 1]; /* always the full \\.\pipe\ path */
@@ -43,6 +53,9 @@ typedef struct ph_options {
     uint32_t log_max_file_bytes; /* rotate the file log past this size */
     uint32_t log_keep_files;     /* rotated files kept */
     uint32_t log_event_log;      /* 0/1: also write to the Windows Event Log */
+    /* [route.NAME] sections, in file order; all live */
+    ph_route_section routes[PH_ROUTE_SECTIONS_MAX];
+    uint32_t nroutes;
 } ph_options;
 
 typedef enum ph_opt_type {

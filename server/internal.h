@@ -6,6 +6,7 @@
 #include <windows.h>
 
 #include "frame.h"
+#include "hub.h"
 #include "options.h"
 #include "router.h"
 #include "server.h"
@@ -27,7 +28,8 @@ typedef enum ph_op_type {
     PH_OP_CONNECT,
     PH_OP_READ,
     PH_OP_WRITE,
-    PH_OP_CLOSE /* queued by hand when a close finds nothing outstanding */
+    PH_OP_CLOSE, /* queued by hand when a close finds nothing outstanding */
+    PH_OP_KICK   /* queued by hand: resume a connection's reads */
 } ph_op_type;
 
 /* One overlapped operation. The OVERLAPPED lives here, inside the connection
@@ -44,6 +46,16 @@ typedef enum ph_conn_state {
     PH_CONN_OPEN,      /* a client is connected */
     PH_CONN_CLOSING    /* cancelled; waiting for completions to drain */
 } ph_conn_state;
+
+/* A client's identity as read from the pipe, with room for its strings. */
+typedef struct ph_conn_identity {
+    ph_identity who;         /* its strings point into the arrays below */
+    char sid[192];
+    char account[260];
+    char logon_session[40];
+    char integrity[16];
+    char exe[MAX_PATH * 3];  /* UTF-8 of a MAX_PATH wide path */
+} ph_conn_identity;
 
 /* One pipe instance and, while a client is connected, its connection.
  * Lifetime: close (cancel I/O) -> drain (ops_pending reaches 0) -> recycle
@@ -71,6 +83,20 @@ struct ph_conn {
     size_t in_flight_done;  /* of in_flight, bytes already written */
     ph_peer peer;
     ph_conn *prev, *next;   /* in srv->listening, srv->open or srv->spare */
+    int in_hub;             /* known to the hub (ph_hub_connect done) */
+    int holds_hub;          /* this thread holds srv->hub_lock for c */
+    int kick_posted;        /* op_kick is queued */
+    ph_op op_kick;
+    /* Frames other connections route to this one arrive here, under
+     * inbox_lock, a leaf lock: whoever holds it takes no other lock. The
+     * owner moves them to send_queue. attention says the owner has work
+     * (inbox bytes or a close the hub asked for); it is read without a
+     * lock after every unlock of c->lock (conn_unlock in win_conn.c). */
+    CRITICAL_SECTION inbox_lock;
+    ph_buf inbox;
+    const char *hub_close;  /* the hub asked to close c, for this reason */
+    volatile LONG attention;
+    volatile LONG64 owner_queued; /* send_queue + in_flight, by the owner */
 };
 
 /* Per-worker counters: each is written by one thread only, so the hot path
@@ -96,6 +122,7 @@ typedef struct ph_conn_list {
  * read while a reload publishes the next. */
 typedef struct ph_generation {
     ph_options opts;
+    ph_route_rule rules[PH_ROUTE_SECTIONS_MAX]; /* opts.routes for the hub */
     uint32_t number;              /* 1 at start */
     uint64_t loaded_ms;           /* Unix time in ms */
     struct ph_generation *older;
@@ -123,6 +150,13 @@ struct ph_server {
     uint64_t connections_total;
     int stopping;
     HANDLE drained;         /* set when stopping and nothing is left */
+    /* The hub (common/hub.h). Lock order: a connection's lock, then
+     * hub_lock, then (only by TryEnter) another connection's lock, then an
+     * inbox_lock. No thread holding hub_lock ever waits for a connection
+     * lock, so two connections routing to each other cannot deadlock. */
+    CRITICAL_SECTION hub_lock;
+    ph_hub *hub;
+    volatile LONG64 next_hub_tick; /* GetTickCount64 when it is due */
     SECURITY_ATTRIBUTES sa; /* from [security] sddl */
     PSECURITY_DESCRIPTOR sd; /* owned: LocalFree */
 };
@@ -159,7 +193,22 @@ void ph_listener_stop(ph_server *srv, int force);
 /* Close every open connection that has been silent for idle_ms. */
 void ph_listener_close_idle(ph_server *srv, uint32_t idle_ms);
 
+/* win_identity.c: who the client is (reads the pipe's client token). */
+void ph_identity_capture(HANDLE pipe, ULONG pid, ph_conn_identity *id);
+
+/* server.c: the hub's limits from a generation. */
+void ph_server_hub_limits(ph_server *srv, ph_generation *g,
+                          ph_hub_limits *out);
+/* The hub's timers: every PH_HUB_TICK_MS a worker answers overdue requests. */
+#define PH_HUB_TICK_MS 100
+void ph_server_hub_tick(ph_server *srv);
+
+/* win_conn.c: the transport the hub drives (ph_hub_io). */
+extern const ph_hub_io ph_conn_hub_io;
+
 /* win_conn.c */
+/* A worker's counters, for writes it does on behalf of other connections. */
+void ph_conn_thread_init(ph_counters *k);
 ph_conn *ph_conn_new(ph_server *srv, HANDLE pipe);
 void ph_conn_free(ph_conn *c);
 /* Forget the last client before the instance is reused. */

@@ -54,9 +54,27 @@ static void collect_stats(void *ctx, ph_stats *s)
     s->pending_instances = *(volatile unsigned *)&srv->listening.count;
     s->config_generation = g->number;
     s->config_loaded_ms = g->loaded_ms;
+    ph_hub_stats h;
+
     for (i = 0; i < srv->nworkers; i++)
         add_counters(s, &srv->workers[i].counters);
     add_counters(s, &srv->control);
+    /* Taking hub_lock here keeps the lock order: the caller holds only its
+     * own connection's lock (and maybe hub_lock already: it is recursive). */
+    EnterCriticalSection(&srv->hub_lock);
+    ph_hub_get_stats(srv->hub, &h);
+    LeaveCriticalSection(&srv->hub_lock);
+    s->frames_out += h.frames_out;
+    s->errors_sent += h.errors_sent;
+    s->requests_forwarded = h.requests_forwarded;
+    s->replies_dropped = h.replies_dropped;
+    s->requests_timed_out = h.requests_timed_out;
+    s->requests_unavailable = h.requests_unavailable;
+    s->requests_busy = h.requests_busy;
+    s->events_published = h.events_published;
+    s->events_delivered = h.events_delivered;
+    s->events_unheard = h.events_unheard;
+    s->slow_disconnects = h.slow_disconnects;
 }
 
 /* The [security] sddl string becomes the pipe's security descriptor. */
@@ -81,14 +99,39 @@ static ph_err make_security(ph_server *srv)
 static ph_generation *new_generation(const ph_options *opts, uint32_t number)
 {
     ph_generation *g = ph_alloc(sizeof *g);
+    uint32_t i;
 
     if (g == NULL)
         return NULL;
     memset(g, 0, sizeof *g);
     g->opts = *opts;
+    for (i = 0; i < opts->nroutes; i++) {
+        g->rules[i].name = g->opts.routes[i].name;
+        g->rules[i].request_timeout_ms = g->opts.routes[i].request_timeout_ms;
+    }
     g->number = number;
     g->loaded_ms = unix_ms();
     return g;
+}
+
+void ph_server_hub_limits(ph_server *srv, ph_generation *g,
+                          ph_hub_limits *out)
+{
+    memset(out, 0, sizeof *out);
+    out->send_queue_bytes = g->opts.send_queue_bytes;
+    out->request_timeout_ms = g->opts.request_timeout_ms;
+    out->max_inflight_per_client = g->opts.max_inflight_per_client;
+    out->max_frame = g->opts.max_frame_bytes;
+    out->rules = g->rules;
+    out->nrules = g->opts.nroutes;
+}
+
+void ph_server_hub_tick(ph_server *srv)
+{
+    EnterCriticalSection(&srv->hub_lock);
+    ph_hub_tick(srv->hub);
+    ph_hub_flush(srv->hub);
+    LeaveCriticalSection(&srv->hub_lock);
 }
 
 static void free_spares(ph_server *srv)
@@ -113,6 +156,9 @@ static void free_server(ph_server *srv)
         LocalFree(srv->sd);
     if (srv->drained != NULL)
         CloseHandle(srv->drained);
+    /* Every connection has left the hub by now. */
+    ph_hub_free(srv->hub);
+    DeleteCriticalSection(&srv->hub_lock);
     DeleteCriticalSection(&srv->reload_lock);
     DeleteCriticalSection(&srv->lock);
     ph_free(srv);
@@ -142,6 +188,7 @@ ph_err ph_server_start(const ph_options *opts, const char *config_path,
                        ph_server **out)
 {
     ph_server *srv = ph_alloc(sizeof *srv);
+    ph_hub_limits limits;
     ph_err err;
 
     if (srv == NULL)
@@ -156,12 +203,17 @@ ph_err ph_server_start(const ph_options *opts, const char *config_path,
     srv->started_ms = GetTickCount64();
     InitializeCriticalSection(&srv->lock);
     InitializeCriticalSection(&srv->reload_lock);
+    InitializeCriticalSection(&srv->hub_lock);
     srv->live = new_generation(opts, 1);
     srv->drained = CreateEventA(NULL, TRUE, FALSE, NULL);
     if (srv->live == NULL || srv->drained == NULL) {
         err = PH_ENOMEM;
         goto fail;
     }
+    ph_server_hub_limits(srv, srv->live, &limits);
+    err = ph_hub_new(&ph_conn_hub_io, &limits, ph_router_builtins, &srv->hub);
+    if (err != PH_OK)
+        goto fail;
     err = make_security(srv);
     if (err != PH_OK)
         goto fail;
@@ -225,6 +277,7 @@ static void report_to_log(void *ctx, const char *msg)
 
 ph_err ph_server_reload(ph_server *srv)
 {
+    ph_hub_limits limits;
     ph_log_level level;
     ph_options loaded, merged;
     ph_generation *g, *cur;
@@ -256,6 +309,10 @@ ph_err ph_server_reload(ph_server *srv)
     g->older = cur;
     ph_log_configure(&merged);
     __atomic_store_n(&srv->live, g, __ATOMIC_RELEASE);
+    ph_server_hub_limits(srv, g, &limits);
+    EnterCriticalSection(&srv->hub_lock);
+    ph_hub_set_limits(srv->hub, &limits);
+    LeaveCriticalSection(&srv->hub_lock);
     /* A larger pending_instances takes effect now, not at the next connect. */
     ph_listener_refill(srv);
     ph_log_event(PH_LOG_INFO, "reload: configuration generation %u loaded "

@@ -31,7 +31,9 @@ ph_conn *ph_conn_new(ph_server *srv, HANDLE pipe)
     c->srv = srv;
     c->pipe = pipe;
     InitializeCriticalSection(&c->lock);
+    InitializeCriticalSection(&c->inbox_lock);
     op_init(&c->op_connect, PH_OP_CONNECT, c);
+    op_init(&c->op_kick, PH_OP_KICK, c);
     op_init(&c->op_read, PH_OP_READ, c);
     op_init(&c->op_write, PH_OP_WRITE, c);
     op_init(&c->op_close, PH_OP_CLOSE, c);
@@ -46,7 +48,9 @@ void ph_conn_free(ph_conn *c)
     ph_decoder_free(&c->decoder);
     ph_buf_free(&c->send_queue);
     ph_buf_free(&c->in_flight);
+    ph_buf_free(&c->inbox);
     ph_free(c->rbuf);
+    DeleteCriticalSection(&c->inbox_lock);
     DeleteCriticalSection(&c->lock);
     ph_free(c);
 }
@@ -61,7 +65,14 @@ void ph_conn_reset(ph_conn *c)
         ph_buf_free(&c->send_queue);
     if (c->in_flight.cap > PH_READ_LARGE)
         ph_buf_free(&c->in_flight);
+    if (c->inbox.cap > PH_READ_LARGE)
+        ph_buf_free(&c->inbox);
     c->send_queue.len = c->in_flight.len = c->in_flight_done = 0;
+    c->inbox.len = 0;
+    c->hub_close = NULL;
+    c->attention = 0;
+    c->owner_queued = 0;
+    c->in_hub = c->holds_hub = c->kick_posted = 0;
     if (c->rcap > PH_READ_SMALL) {
         ph_free(c->rbuf);
         c->rbuf = NULL;
@@ -144,9 +155,24 @@ static void close_for(ph_conn *c, DWORD e)
     }
 }
 
-
 static void ensure_finish(ph_conn *c);
 static void pump(ph_counters *k, ph_conn *c);
+static void conn_unlock(ph_conn *c);
+
+/* The counters of the worker running this thread (set by
+ * ph_conn_thread_init); a frame written on behalf of another connection is
+ * counted by the thread that wrote it. */
+static __thread ph_counters *t_counters;
+
+void ph_conn_thread_init(ph_counters *k)
+{
+    t_counters = k;
+}
+
+static ph_counters *counters(ph_conn *c)
+{
+    return t_counters != NULL ? t_counters : &c->srv->control;
+}
 
 void ph_conn_close(ph_conn *c, const char *why)
 {
@@ -158,7 +184,7 @@ void ph_conn_close(ph_conn *c, const char *why)
         close_locked(c, 0, why);
         ensure_finish(c);
     }
-    LeaveCriticalSection(&c->lock);
+    conn_unlock(c);
 }
 
 void ph_conn_shutdown(ph_conn *c)
@@ -181,7 +207,7 @@ void ph_conn_shutdown(ph_conn *c)
         pump(&c->srv->control, c);
         ensure_finish(c);
     }
-    LeaveCriticalSection(&c->lock);
+    conn_unlock(c);
 }
 
 void ph_conn_close_if_idle(ph_conn *c, ULONGLONG now, uint32_t idle_ms)
@@ -194,7 +220,7 @@ void ph_conn_close_if_idle(ph_conn *c, ULONGLONG now, uint32_t idle_ms)
         close_locked(c, 0, why);
         ensure_finish(c);
     }
-    LeaveCriticalSection(&c->lock);
+    conn_unlock(c);
 }
 
 /* A frame-level failure: tell the client why, then close once the ERROR
@@ -214,6 +240,46 @@ static void fail_stream(ph_counters *k, ph_conn *c, ph_err code,
     c->close_why = "protocol error";
 }
 
+/* Take the hub's lock for the rest of this read's frames (c->lock held). */
+static void hub_enter(ph_conn *c)
+{
+    if (!c->holds_hub) {
+        EnterCriticalSection(&c->srv->hub_lock);
+        c->holds_hub = 1;
+    }
+}
+
+/* The read's frames are done: start the writes they caused on other
+ * connections, and let the hub go. */
+static void hub_leave(ph_conn *c)
+{
+    if (c->holds_hub) {
+        ph_hub_flush(c->srv->hub);
+        c->holds_hub = 0;
+        LeaveCriticalSection(&c->srv->hub_lock);
+    }
+}
+
+/* The client's first bytes: read who it is (its token can be read once a
+ * message has arrived) and introduce it to the hub. */
+static void join_hub(ph_counters *k, ph_conn *c)
+{
+    ph_conn_identity id;
+    ph_err err;
+
+    ph_identity_capture(c->pipe, c->peer.pid, &id);
+    c->peer.pid = id.who.pid;
+    hub_enter(c);
+    err = ph_hub_connect(c->srv->hub, (uint32_t)c->peer.conn_id, c, &id.who);
+    if (err == PH_OK)
+        c->in_hub = 1;
+    ph_log(PH_LOG_DEBUG, "conn %llu pid %lu: %s, %s, integrity %s%s, %s",
+           (unsigned long long)c->peer.conn_id, (unsigned long)id.who.pid,
+           id.sid, id.account[0] ? id.account : "(no account name)",
+           id.integrity[0] ? id.integrity : "?", id.who.admin ? ", admin" : "",
+           id.exe);
+}
+
 /* The result of one decoder call: route a whole frame, or fail the stream.
  * Returns 0 to go on decoding, -1 when the stream is done for. */
 static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
@@ -231,9 +297,27 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
         return -1;
     }
     k->frames_in++;
-    err = ph_router_handle(&c->srv->router, &c->peer, f, &c->send_queue, &res);
-    k->frames_out += res.frames;
-    k->errors_sent += res.errors;
+    if (ph_router_is_builtin(f)) {
+        /* The fast path: built-in routes never touch the hub's lock, unless
+         * a monitor asked to see them. */
+        size_t at = c->send_queue.len;
+        err = ph_router_handle(&c->srv->router, &c->peer, f, &c->send_queue,
+                               &res);
+        k->frames_out += res.frames;
+        k->errors_sent += res.errors;
+        if (err == PH_OK && c->in_hub && ph_hub_watching_builtins(c->srv->hub)) {
+            hub_enter(c);
+            ph_hub_observe_builtin(c->srv->hub, (uint32_t)c->peer.conn_id, f,
+                                   c->send_queue.data + at,
+                                   c->send_queue.len - at);
+        }
+    } else if (!c->in_hub) {
+        err = PH_ENOMEM; /* joining the hub failed for want of memory */
+    } else {
+        hub_enter(c);
+        err = ph_hub_frame(c->srv->hub, (uint32_t)c->peer.conn_id, f,
+                           &c->send_queue);
+    }
     if (err != PH_OK) {
         fail_stream(k, c, PH_EINTERNAL, "server out of memory");
         return -1;
@@ -243,6 +327,8 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
 
 static void received(ph_counters *k, ph_conn *c, uint32_t n)
 {
+    if (!c->in_hub && n > 0)
+        join_hub(k, c);
     k->bytes_in += n;
     c->last_active = GetTickCount64();
     /* A reload may have changed the frame limit: it applies from the next
@@ -258,6 +344,7 @@ static void on_tail(ph_counters *k, ph_conn *c, uint32_t n)
 
     received(k, c, n);
     decoded(k, c, ph_decoder_commit(&c->decoder, n, &f), &f);
+    hub_leave(c);
 }
 
 /* n bytes arrived in rbuf: decode every whole frame and route it. */
@@ -274,6 +361,7 @@ static void on_data(ph_counters *k, ph_conn *c, uint32_t n)
             break;
         off += used;
     }
+    hub_leave(c);
     /* A read that filled the buffer says more is coming: read bigger. The
      * frames above may point into rbuf, so this waits until they are done. */
     if (n == c->rcap && c->rcap < PH_READ_LARGE) {
@@ -373,6 +461,84 @@ check:
     return 0;
 }
 
+/* What the hub sees of c's backlog (ph_hub_io.queued). */
+static void publish_queued(ph_conn *c)
+{
+    c->owner_queued = (LONG64)(c->send_queue.len + c->in_flight.len -
+                               c->in_flight_done);
+}
+
+/* c->lock held. Move what other connections routed to c into its send
+ * queue (swapping buffers when the queue is empty, so the bytes are not
+ * copied again), and act on a close the hub asked for. Returns -1 when c
+ * was closed. */
+static int take_inbox(ph_conn *c)
+{
+    const char *why;
+    ph_buf t;
+
+    EnterCriticalSection(&c->inbox_lock);
+    InterlockedExchange(&c->attention, 0);
+    why = c->hub_close;
+    c->hub_close = NULL;
+    if (c->inbox.len > 0 && c->state == PH_CONN_OPEN && why == NULL) {
+        if (c->send_queue.len == 0) {
+            t = c->send_queue;
+            c->send_queue = c->inbox;
+            c->inbox = t;
+        } else if (ph_buf_append(&c->send_queue, c->inbox.data,
+                                 c->inbox.len) != PH_OK) {
+            why = "out of memory";
+        }
+    }
+    c->inbox.len = 0;
+    LeaveCriticalSection(&c->inbox_lock);
+    if (why == NULL || c->state != PH_CONN_OPEN)
+        return 0;
+    close_locked(c, 0, why);
+    ensure_finish(c);
+    return -1;
+}
+
+/* c->lock held by a thread that is not c's reader (the hub kicked c, or an
+ * unlock found work): take the inbox and write, but never read here: reading
+ * would route c's frames with another connection's locks held. When c's
+ * reads were paused (its queue was full) and the write made room, a queued
+ * kick lets a worker resume them. */
+static void service_locked(ph_counters *k, ph_conn *c)
+{
+    if (take_inbox(c) != 0)
+        return;
+    while (c->state == PH_CONN_OPEN && !c->writing &&
+           (c->in_flight.len > 0 || c->send_queue.len > 0))
+        start_write(k, c);
+    publish_queued(c);
+    if (c->state == PH_CONN_OPEN && !c->reading && !c->kick_posted &&
+        !c->close_after_flush &&
+        c->send_queue.len < ph_server_live(c->srv)->send_queue_bytes) {
+        c->kick_posted = 1;
+        c->ops_pending++;
+        if (!PostQueuedCompletionStatus(c->srv->port, 0, 0, &c->op_kick.ov)) {
+            c->kick_posted = 0;
+            c->ops_pending--;
+        }
+    }
+}
+
+/* Leave c->lock, then look once more: a frame routed to c while it was held
+ * found the lock taken and left the work (attention) to the holder. The
+ * holder's last look comes after its unlock, and the router set attention
+ * before trying the lock, so one of the two always sees it. */
+static void conn_unlock(ph_conn *c)
+{
+    for (;;) {
+        LeaveCriticalSection(&c->lock);
+        if (!c->attention || !TryEnterCriticalSection(&c->lock))
+            return;
+        service_locked(counters(c), c);
+    }
+}
+
 /* c->lock held. Move the connection along as far as it can go without
  * waiting: write what is queued, then read (and handle) what is waiting,
  * until something pends. Reading stops while the send queue is over its
@@ -380,6 +546,8 @@ check:
 static void pump(ph_counters *k, ph_conn *c)
 {
     while (c->state == PH_CONN_OPEN) {
+        if (c->attention && take_inbox(c) != 0)
+            break;
         if (!c->writing && (c->in_flight.len > 0 || c->send_queue.len > 0)) {
             start_write(k, c);
             continue;
@@ -387,14 +555,15 @@ static void pump(ph_counters *k, ph_conn *c)
         if (c->close_after_flush) {
             if (!c->writing)
                 close_locked(c, 0, c->close_why);
-            return;
+            break;
         }
         if (c->reading ||
             c->send_queue.len >= ph_server_live(c->srv)->send_queue_bytes)
-            return;
+            break;
         if (!read_now(k, c))
-            return;
+            break;
     }
+    publish_queued(c);
 }
 
 /* c->lock held: nothing outstanding means no completion would ever come to
@@ -416,6 +585,16 @@ static void ensure_finish(ph_conn *c)
 static void finish(ph_conn *c)
 {
     ph_server *srv = c->srv;
+
+    /* After this no other connection can route to c: the hub forgets it
+     * under its lock, which every router holds while it touches c. */
+    if (c->in_hub) {
+        EnterCriticalSection(&srv->hub_lock);
+        ph_hub_disconnect(srv->hub, (uint32_t)c->peer.conn_id);
+        ph_hub_flush(srv->hub);
+        LeaveCriticalSection(&srv->hub_lock);
+        c->in_hub = 0;
+    }
 
     EnterCriticalSection(&srv->lock);
     ph_list_remove(&srv->open, c);
@@ -474,7 +653,7 @@ static void on_connect(ph_worker *w, ph_conn *c, DWORD error)
     pump(&w->counters, c);
     /* Shutdown may have closed c between the two locks above. */
     accept = c->state == PH_CONN_CLOSING && c->ops_pending == 0;
-    LeaveCriticalSection(&c->lock);
+    conn_unlock(c);
     if (accept)
         finish(c);
 }
@@ -511,12 +690,15 @@ void ph_conn_complete(ph_worker *w, ph_op *op, DWORD bytes, DWORD error)
         else
             wrote(&w->counters, c, bytes);
         break;
+    case PH_OP_KICK:
+        c->kick_posted = 0;
+        break;
     default:
         break;
     }
     pump(&w->counters, c);
     done = c->state == PH_CONN_CLOSING && c->ops_pending == 0;
-    LeaveCriticalSection(&c->lock);
+    conn_unlock(c);
     if (done)
         finish(c);
 }
@@ -542,3 +724,78 @@ void ph_list_remove(ph_conn_list *l, ph_conn *c)
     c->prev = c->next = NULL;
     l->count--;
 }
+
+/* ---- the transport the hub drives (ph_hub_io) ---------------------------
+ * Called with srv->hub_lock held, often with another connection's lock
+ * held too: nothing here waits for a connection lock. */
+
+static ph_err io_send(void *ctx, void *conn, const uint8_t *data, size_t len)
+{
+    ph_conn *c = conn;
+    ph_err err;
+
+    EnterCriticalSection(&c->inbox_lock);
+    err = ph_buf_append(&c->inbox, data, len);
+    if (err == PH_OK)
+        InterlockedExchange(&c->attention, 1);
+    LeaveCriticalSection(&c->inbox_lock);
+    return err;
+}
+
+static size_t io_queued(void *ctx, void *conn)
+{
+    ph_conn *c = conn;
+    size_t n;
+
+    EnterCriticalSection(&c->inbox_lock);
+    n = c->inbox.len;
+    LeaveCriticalSection(&c->inbox_lock);
+    return n + (size_t)c->owner_queued;
+}
+
+/* Start writing what was routed to c, if nobody holds it; a holder sees the
+ * attention flag when it unlocks. */
+static void io_kick(void *ctx, void *conn)
+{
+    ph_conn *c = conn;
+
+    if (!TryEnterCriticalSection(&c->lock))
+        return;
+    service_locked(counters(c), c);
+    conn_unlock(c);
+}
+
+static void io_close(void *ctx, void *conn, const char *why)
+{
+    ph_conn *c = conn;
+
+    EnterCriticalSection(&c->inbox_lock);
+    c->hub_close = why;
+    InterlockedExchange(&c->attention, 1);
+    LeaveCriticalSection(&c->inbox_lock);
+    io_kick(ctx, conn);
+}
+
+static uint64_t io_now(void *ctx)
+{
+    return GetTickCount64();
+}
+
+static uint64_t io_wall(void *ctx)
+{
+    FILETIME ft;
+    ULARGE_INTEGER t;
+
+    GetSystemTimeAsFileTime(&ft);
+    t.LowPart = ft.dwLowDateTime;
+    t.HighPart = ft.dwHighDateTime;
+    return t.QuadPart / 10000u - 11644473600000ull;
+}
+
+static void io_log(void *ctx, int level, const char *msg)
+{
+    ph_log((ph_log_level)level, "%s", msg);
+}
+
+const ph_hub_io ph_conn_hub_io = {NULL,     io_send, io_queued, io_kick,
+                                  io_close, io_now,  io_wall,   io_log};

@@ -25,19 +25,33 @@ static void maybe_check_idle(ph_server *srv)
         ph_listener_close_idle(srv, idle_ms);
 }
 
+/* The hub's request deadlines, checked the same way at a finer grain. */
+static void maybe_tick_hub(ph_server *srv)
+{
+    LONG64 due = srv->next_hub_tick, now = (LONG64)GetTickCount64();
+
+    if (now < due || InterlockedCompareExchange64(&srv->next_hub_tick,
+                                                  now + PH_HUB_TICK_MS,
+                                                  due) != due)
+        return;
+    ph_server_hub_tick(srv);
+}
+
 static DWORD WINAPI worker_main(LPVOID arg)
 {
     ph_worker *w = arg;
     ph_server *srv = w->srv;
-    DWORD wait = w == &srv->workers[0] ? PH_IDLE_CHECK_MS : INFINITE;
+    DWORD wait = w == &srv->workers[0] ? PH_HUB_TICK_MS : INFINITE;
     OVERLAPPED *ov;
     ULONG_PTR key;
     DWORD bytes, error;
     BOOL ok;
 
+    ph_conn_thread_init(&w->counters);
     for (;;) {
         ok = GetQueuedCompletionStatus(srv->port, &bytes, &key, &ov, wait);
         maybe_check_idle(srv);
+        maybe_tick_hub(srv);
         if (ov == NULL) {
             if (key == PH_KEY_QUIT)
                 return 0;

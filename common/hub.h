@@ -1,0 +1,157 @@
+/* The hub: routes served by clients, publish/subscribe, route events, caller
+ * identity and the monitor (docs/PROTOCOL.md, "The hub").
+ *
+ * Portable and sans-I/O like the codec: it decides and never does I/O. The
+ * platform layer drives it through a few calls (a client connected, a frame
+ * arrived, a client is gone, time passed) and it answers through ph_hub_io:
+ * "queue these bytes on connection N", "close N", "start writing N".
+ *
+ * Not thread safe: the caller serialises every call on one hub (the server
+ * holds one lock around them, docs/ARCHITECTURE.md). No call blocks, and
+ * none calls back into the hub. */
+#ifndef PH_HUB_H
+#define PH_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+#include "frame.h"
+
+/* What the hub knows of a client, taken from the pipe and the client's token
+ * when it connected and never changed afterwards. Strings are UTF-8, "" when
+ * unknown; the hub copies them. */
+typedef struct ph_identity {
+    uint32_t pid;
+    uint64_t process_start;   /* FILETIME of the process's creation, 0 unknown */
+    const char *sid;          /* "S-1-5-21-..." */
+    const char *account;      /* "DOMAIN\\name" */
+    const char *logon_session; /* "0xHIGH:0xLOW" */
+    const char *integrity;    /* "low", "medium", "high", "system", "" */
+    uint32_t integrity_rid;   /* SECURITY_MANDATORY_*_RID, 0 unknown */
+    const char *exe;          /* full image path */
+    int admin;                /* the service's own account or an admin */
+} ph_identity;
+
+/* Per-route settings from [route.NAME] sections. NAME is a route or a prefix
+ * pattern ("billing.*"); the most specific one applies. */
+typedef struct ph_route_rule {
+    const char *name;
+    uint32_t request_timeout_ms; /* 0: the global default */
+} ph_route_rule;
+
+typedef struct ph_hub_limits {
+    uint32_t send_queue_bytes;        /* a connection's output quota */
+    uint32_t request_timeout_ms;      /* default for forwarded requests */
+    uint32_t max_inflight_per_client; /* forwarded requests per caller */
+    uint32_t max_frame;               /* largest frame the hub sends */
+    const ph_route_rule *rules;       /* not owned; must outlive the limits */
+    size_t nrules;
+} ph_hub_limits;
+
+/* The transport, as the hub sees it. conn is the platform's own handle given
+ * to ph_hub_connect. None of these may call back into the hub. */
+typedef struct ph_hub_io {
+    void *ctx;
+    /* Queue len bytes (whole encoded frames) on conn without writing yet.
+     * PH_OK or PH_ENOMEM. */
+    ph_err (*send)(void *ctx, void *conn, const uint8_t *data, size_t len);
+    /* Bytes queued on conn and not yet written (an estimate is fine). */
+    size_t (*queued)(void *ctx, void *conn);
+    /* Start writing what send queued on conn (called once per touched
+     * connection by ph_hub_flush). */
+    void (*kick)(void *ctx, void *conn);
+    /* Close conn for why (static text). The platform later calls
+     * ph_hub_disconnect for it; frames may be sent to it until then. */
+    void (*close)(void *ctx, void *conn, const char *why);
+    /* Milliseconds: monotonic, and wall clock (Unix time) for the monitor. */
+    uint64_t (*now_ms)(void *ctx);
+    uint64_t (*wall_ms)(void *ctx);
+    /* One log line; level as ph_log_level (0 error .. 3 debug). May be NULL. */
+    void (*log)(void *ctx, int level, const char *msg);
+} ph_hub_io;
+
+/* Counters for sys.stats. */
+typedef struct ph_hub_stats {
+    uint64_t requests_forwarded;
+    uint64_t replies_dropped;
+    uint64_t requests_timed_out;
+    uint64_t requests_unavailable;
+    uint64_t requests_busy;
+    uint64_t events_published;
+    uint64_t events_delivered;
+    uint64_t events_unheard;
+    uint64_t slow_disconnects;
+    uint64_t frames_out;   /* every frame the hub queued, errors included */
+    uint64_t errors_sent;  /* ERROR frames among them */
+} ph_hub_stats;
+
+typedef struct ph_hub ph_hub;
+
+/* Built-in route names the router answers itself, for sys.routes. */
+typedef const char *const *ph_hub_builtins;
+
+/* A new hub. builtins is a NULL-terminated list that must outlive the hub.
+ * *out owns it until ph_hub_free. */
+ph_err ph_hub_new(const ph_hub_io *io, const ph_hub_limits *limits,
+                  const char *const *builtins, ph_hub **out);
+/* Free everything. Pending requests are dropped without answers: call it
+ * only when no connection is left to answer. */
+void ph_hub_free(ph_hub *h);
+
+/* Swap in new limits (a config reload). They apply to requests forwarded
+ * from now on. */
+void ph_hub_set_limits(ph_hub *h, const ph_hub_limits *limits);
+
+/* A client connected. id is never 0 and never reused. PH_ENOMEM, PH_EINVAL
+ * (id in use). */
+ph_err ph_hub_connect(ph_hub *h, uint32_t id, void *conn,
+                      const ph_identity *who);
+
+/* A client is gone: its routes, subscriptions and monitor end, requests it
+ * was serving get ERROR UNAVAILABLE, replies still due to it will be
+ * dropped. After this the hub never names conn again. Unknown ids are
+ * ignored. */
+void ph_hub_disconnect(ph_hub *h, uint32_t id);
+
+/* A frame from connection id that the router did not answer: a REQUEST for
+ * a provided route or a hub control route, an EVENT, a REPLY or an ERROR.
+ * Frames for the sender itself are appended to out (its send queue); frames
+ * for others go through io->send, and the connections touched are kicked by
+ * ph_hub_flush. PH_ENOMEM when out could not take a frame (the caller closes
+ * the sender). */
+ph_err ph_hub_frame(ph_hub *h, uint32_t id, const ph_frame *f, ph_buf *out);
+
+/* Copies of a built-in request and its answer for monitors that asked for
+ * sys traffic: request f from id and the reply bytes (one encoded frame) the
+ * router produced. */
+void ph_hub_observe_builtin(ph_hub *h, uint32_t id, const ph_frame *f,
+                            const uint8_t *reply, size_t reply_len);
+/* Nonzero while some monitor wants built-in traffic: the platform then
+ * calls ph_hub_observe_builtin for each built-in request. Cheap; may be read
+ * without the hub's lock as a hint. */
+int ph_hub_watching_builtins(const ph_hub *h);
+
+/* Answer every forwarded request whose deadline has passed with ERROR
+ * TIMEOUT. Returns the milliseconds until the next deadline (UINT32_MAX for
+ * none). */
+uint32_t ph_hub_tick(ph_hub *h);
+
+/* Kick every connection that frames were sent to since the last flush. Call
+ * after a batch of ph_hub_frame calls (one read's worth), after
+ * ph_hub_disconnect and after ph_hub_tick. */
+void ph_hub_flush(ph_hub *h);
+
+void ph_hub_get_stats(const ph_hub *h, ph_hub_stats *out);
+
+/* For tests and the fuzzer: check the hub's internal invariants; returns
+ * NULL or a description of the first one broken. */
+const char *ph_hub_check(const ph_hub *h);
+
+/* Pattern matching, shared with the client library: 1 when pattern (a name,
+ * "prefix.*" or "*") matches name. */
+int ph_pattern_match(const char *pattern, size_t plen, const char *name,
+                     size_t nlen);
+
+#endif

@@ -1,0 +1,750 @@
+/* The hub's decisions, driven through a fake transport (hub_fake.h): no I/O,
+ * no threads, every frame checked. */
+#include "harness.h"
+
+#include "hub_fake.h"
+#include "platform.h"
+
+static int payload_is(const ph_frame *f, const char *s)
+{
+    return f->payload_len == strlen(s) && memcmp(f->payload, s, f->payload_len) == 0;
+}
+
+static int payload_has(const ph_frame *f, const char *s)
+{
+    size_t n = strlen(s), i;
+
+    for (i = 0; i + n <= f->payload_len; i++)
+        if (memcmp(f->payload + i, s, n) == 0)
+            return 1;
+    return 0;
+}
+
+static int route_is(const ph_frame *f, const char *s)
+{
+    return f->route_len == strlen(s) && memcmp(f->route, s, f->route_len) == 0;
+}
+
+#define EXPECT_NEXT(id, f) CHECK(fake_next((id), (f)))
+#define EXPECT_NONE(id)                                                       \
+    do {                                                                      \
+        ph_frame ph__f;                                                       \
+        CHECK(!fake_next((id), &ph__f));                                      \
+    } while (0)
+#define EXPECT_CHECK()                                                        \
+    do {                                                                      \
+        const char *ph__why = ph_hub_check(F.hub);                            \
+        if (ph__why != NULL) {                                                \
+            PH_FAIL_HERE("invariant: %s", ph__why);                           \
+            return;                                                           \
+        }                                                                     \
+    } while (0)
+
+static ph_hub_stats stats(void)
+{
+    ph_hub_stats s;
+
+    ph_hub_get_stats(F.hub, &s);
+    return s;
+}
+
+/* Start a hub with conns 1..n. */
+#define START(n)                                                              \
+    do {                                                                      \
+        ph_hub_limits ph__l = fake_limits();                                  \
+        uint32_t ph__i;                                                       \
+        CHECK_EQ(fake_start(&ph__l), PH_OK);                                  \
+        F.quiet = 1;                                                          \
+        for (ph__i = 1; ph__i <= (n); ph__i++)                                \
+            CHECK_EQ(fake_connect(ph__i), PH_OK);                             \
+    } while (0)
+
+static void test_call_through_provider(void)
+{
+    ph_frame f;
+    uint32_t hub_id;
+
+    START(2);
+    CHECK_EQ(fake_req(1, "sys.register", 1, "calc.add"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK_EQ(f.id, 1);
+    CHECK(payload_has(&f, "\"state\":\"serving\""));
+    CHECK(payload_has(&f, "\"mode\":\"shared\""));
+
+    CHECK_EQ(fake_req(2, "calc.add", 77, "1 2"), PH_OK);
+    EXPECT_NONE(2);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.kind, PH_REQUEST);
+    CHECK(route_is(&f, "calc.add"));
+    CHECK(payload_is(&f, "1 2"));
+    CHECK_EQ(f.status, 2); /* the caller's connection id */
+    CHECK(f.id != 0);
+    CHECK(F.c[1].kicks > 0);
+    hub_id = f.id;
+
+    CHECK_EQ(fake_frame(1, PH_REPLY, "", hub_id, 0, "3", 1), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK_EQ(f.id, 77);
+    CHECK(payload_is(&f, "3"));
+    CHECK_EQ(f.route_len, 0);
+
+    /* Answering again is dropped and counted, never delivered. */
+    CHECK_EQ(fake_frame(1, PH_REPLY, "", hub_id, 0, "3", 1), PH_OK);
+    EXPECT_NONE(2);
+    EXPECT_NONE(1);
+    CHECK_EQ(stats().replies_dropped, 1);
+    CHECK_EQ(stats().requests_forwarded, 1);
+
+    /* A provider's ERROR passes with its status. */
+    CHECK_EQ(fake_req(2, "calc.add", 78, "x"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(fake_frame(1, PH_ERROR, "", f.id, 300, "bad number", 10), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.kind, PH_ERROR);
+    CHECK_EQ(f.id, 78);
+    CHECK_EQ(f.status, 300);
+    CHECK(payload_is(&f, "bad number"));
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+static void test_no_route_and_sys_refused(void)
+{
+    ph_frame f;
+
+    START(1);
+    CHECK_EQ(fake_req(1, "nobody.home", 5, ""), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.kind, PH_ERROR);
+    CHECK_EQ(f.status, PH_ENOROUTE);
+    CHECK_EQ(f.id, 5);
+    CHECK(payload_has(&f, "nobody.home"));
+
+    CHECK_EQ(fake_req(1, "sys.register", 6, "sys.ping"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK_EQ(fake_req(1, "sys.register", 7, "sys.*"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK_EQ(fake_req(1, "sys.register", 8, "*"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EBADREQ);
+    CHECK_EQ(fake_req(1, "sys.register", 9, "a.*.b"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EBADREQ);
+    CHECK_EQ(fake_req(1, "sys.register", 10, "a shared"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EBADREQ);
+    CHECK_EQ(fake_req(1, "sys.register", 11, ""), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EBADREQ);
+    CHECK_EQ(fake_req(1, "sys.nothing", 12, ""), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_ENOROUTE);
+    /* Clients may not publish the hub's topics. */
+    CHECK_EQ(fake_frame(1, PH_EVENT, "sys.route.up", 0, 0, "x", 1), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK_EQ(fake_req(1, "sys.unregister", 13, "never.registered"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_ENOROUTE);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+static void test_round_robin(void)
+{
+    ph_frame f;
+    int got[4] = {0}, i;
+    uint32_t p;
+
+    START(4);
+    for (p = 1; p <= 3; p++) {
+        CHECK_EQ(fake_req(p, "sys.register", 1, "work"), PH_OK);
+        fake_drain(p);
+    }
+    /* 100 at a time: the in-flight limit is 128. */
+    for (i = 0; i < 300; i++) {
+        CHECK_EQ(fake_req(4, "work", (uint32_t)i + 1, "x"), PH_OK);
+        if (i % 100 != 99)
+            continue;
+        for (p = 1; p <= 3; p++) {
+            while (fake_next(p, &f)) {
+                CHECK_EQ(f.kind, PH_REQUEST);
+                got[p]++;
+                CHECK_EQ(fake_frame(p, PH_REPLY, "", f.id, 0, "ok", 2), PH_OK);
+            }
+        }
+    }
+    CHECK_EQ(got[1], 100);
+    CHECK_EQ(got[2], 100);
+    CHECK_EQ(got[3], 100);
+    for (i = 0; i < 300; i++) {
+        EXPECT_NEXT(4, &f);
+        CHECK_EQ(f.kind, PH_REPLY);
+    }
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+static void test_most_specific_wins(void)
+{
+    ph_frame f;
+
+    START(4);
+    CHECK_EQ(fake_req(1, "sys.register", 1, "billing.*"), PH_OK);
+    CHECK_EQ(fake_req(2, "sys.register", 1, "billing.invoice.*"), PH_OK);
+    CHECK_EQ(fake_req(3, "sys.register", 1, "billing.invoice.list"), PH_OK);
+    fake_drain(1);
+    fake_drain(2);
+    fake_drain(3);
+    CHECK_EQ(fake_req(4, "billing.invoice.list", 1, ""), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(fake_req(4, "billing.invoice.get", 2, ""), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(fake_req(4, "billing.get", 3, ""), PH_OK);
+    EXPECT_NEXT(1, &f);
+    /* "billing.*" does not serve "billing" itself. */
+    CHECK_EQ(fake_req(4, "billing", 4, ""), PH_OK);
+    EXPECT_NEXT(4, &f);
+    CHECK_EQ(f.status, PH_ENOROUTE);
+    EXPECT_NONE(1);
+    EXPECT_NONE(2);
+    EXPECT_NONE(3);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+static void test_exclusive_line(void)
+{
+    ph_frame f;
+
+    START(5);
+    CHECK_EQ(fake_req(5, "sys.subscribe", 1, "sys.route.*"), PH_OK);
+    fake_drain(5);
+    CHECK_EQ(fake_req(1, "sys.register", 1, "db exclusive"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK(payload_has(&f, "\"mode\":\"exclusive\",\"state\":\"serving\""));
+    EXPECT_NEXT(5, &f);
+    CHECK(route_is(&f, "sys.route.up"));
+    CHECK(payload_is(&f, "db"));
+
+    /* A shared provider is refused, naming the holder. */
+    CHECK_EQ(fake_req(2, "sys.register", 1, "db"), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK(payload_has(&f, "conn 1 (pid 1001)"));
+    /* Two more exclusive ones wait in line. */
+    CHECK_EQ(fake_req(3, "sys.register", 1, "db exclusive"), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK(payload_has(&f, "\"state\":\"waiting\",\"position\":1"));
+    CHECK_EQ(fake_req(4, "sys.register", 1, "db exclusive"), PH_OK);
+    EXPECT_NEXT(4, &f);
+    CHECK(payload_has(&f, "\"position\":2"));
+    EXPECT_CHECK();
+
+    /* The holder leaves: 3 takes over, is told, and serves. */
+    fake_disconnect(1);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.kind, PH_EVENT);
+    CHECK(route_is(&f, "sys.route.acquired"));
+    CHECK(payload_is(&f, "db"));
+    EXPECT_NEXT(5, &f);
+    CHECK(route_is(&f, "sys.route.down"));
+    EXPECT_NEXT(5, &f);
+    CHECK(route_is(&f, "sys.route.up"));
+    EXPECT_NONE(4);
+    CHECK_EQ(fake_req(2, "db", 9, "q"), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.kind, PH_REQUEST);
+
+    /* 3 unregisters with that request unanswered: UNAVAILABLE, 4 next. */
+    CHECK_EQ(fake_req(3, "sys.unregister", 2, "db"), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.status, PH_EUNAVAIL);
+    CHECK_EQ(f.id, 9);
+    EXPECT_NEXT(4, &f);
+    CHECK(route_is(&f, "sys.route.acquired"));
+    fake_disconnect(4);
+    EXPECT_NEXT(5, &f);
+    CHECK(route_is(&f, "sys.route.down"));
+    EXPECT_NEXT(5, &f);
+    CHECK(route_is(&f, "sys.route.up"));
+    EXPECT_NEXT(5, &f);
+    CHECK(route_is(&f, "sys.route.down"));
+    CHECK(payload_is(&f, "db"));
+    EXPECT_NONE(5);
+    EXPECT_CHECK();
+
+    /* An exclusive request on a shared route is refused. */
+    CHECK_EQ(fake_req(2, "sys.register", 3, "kv"), PH_OK);
+    CHECK_EQ(fake_req(3, "sys.register", 3, "kv exclusive"), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    /* Registering twice changes nothing. */
+    fake_drain(2);
+    CHECK_EQ(fake_req(2, "sys.register", 4, "kv"), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK(payload_has(&f, "\"state\":\"serving\""));
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+static void test_provider_gone(void)
+{
+    ph_frame f;
+    int i, unavailable = 0, replies = 0;
+
+    START(3);
+    CHECK_EQ(fake_req(1, "sys.register", 1, "svc"), PH_OK);
+    CHECK_EQ(fake_req(2, "sys.register", 1, "svc"), PH_OK);
+    fake_drain(1);
+    fake_drain(2);
+    for (i = 1; i <= 10; i++)
+        CHECK_EQ(fake_req(3, "svc", (uint32_t)i, ""), PH_OK);
+    fake_disconnect(1);
+    while (fake_next(3, &f)) {
+        CHECK_EQ(f.kind, PH_ERROR);
+        CHECK_EQ(f.status, PH_EUNAVAIL);
+        unavailable++;
+    }
+    CHECK_EQ(unavailable, 5);
+    /* The other keeps serving, new requests too. */
+    for (i = 11; i <= 15; i++)
+        CHECK_EQ(fake_req(3, "svc", (uint32_t)i, ""), PH_OK);
+    while (fake_next(2, &f))
+        CHECK_EQ(fake_frame(2, PH_REPLY, "", f.id, 0, "", 0), PH_OK);
+    while (fake_next(3, &f)) {
+        CHECK_EQ(f.kind, PH_REPLY);
+        replies++;
+    }
+    CHECK_EQ(replies, 10);
+    CHECK_EQ(stats().requests_unavailable, 5);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+static void test_timeout_and_late_reply(void)
+{
+    ph_frame f;
+    ph_hub_limits l = fake_limits();
+    ph_route_rule rules[2] = {{"slow.*", 5000}, {"slow.fast", 200}};
+    uint32_t a, b;
+
+    l.request_timeout_ms = 1000;
+    l.rules = rules;
+    l.nrules = 2;
+    CHECK_EQ(fake_start(&l), PH_OK);
+    F.quiet = 1;
+    CHECK_EQ(fake_connect(1), PH_OK);
+    CHECK_EQ(fake_connect(2), PH_OK);
+    CHECK_EQ(fake_req(1, "sys.register", 1, "slow.*"), PH_OK);
+    CHECK_EQ(fake_req(1, "sys.register", 2, "other"), PH_OK);
+    fake_drain(1);
+    CHECK_EQ(fake_req(2, "slow.fast", 1, ""), PH_OK);  /* 200 ms */
+    CHECK_EQ(fake_req(2, "slow.big", 2, ""), PH_OK);   /* 5000 ms */
+    CHECK_EQ(fake_req(2, "other", 3, ""), PH_OK);      /* 1000 ms */
+    EXPECT_NEXT(1, &f);
+    a = f.id;
+    EXPECT_NEXT(1, &f);
+    b = f.id;
+    F.now += 199;
+    CHECK(ph_hub_tick(F.hub) <= 1);
+    EXPECT_NONE(2);
+    F.now += 1;
+    ph_hub_tick(F.hub);
+    ph_hub_flush(F.hub);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.status, PH_ETIMEDOUT);
+    CHECK_EQ(f.id, 1);
+    EXPECT_NONE(2);
+    F.now += 800;
+    ph_hub_tick(F.hub);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.id, 3);
+    CHECK_EQ(f.status, PH_ETIMEDOUT);
+    /* The late answer is dropped; the one still due goes through. */
+    CHECK_EQ(fake_frame(1, PH_REPLY, "", a, 0, "late", 4), PH_OK);
+    EXPECT_NONE(2);
+    CHECK_EQ(stats().replies_dropped, 1);
+    CHECK_EQ(fake_frame(1, PH_REPLY, "", b, 0, "ok", 2), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.id, 2);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK_EQ(stats().requests_timed_out, 2);
+    CHECK_EQ(ph_hub_tick(F.hub), UINT32_MAX);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+static void test_inflight_and_busy_provider(void)
+{
+    ph_frame f;
+    ph_hub_limits l = fake_limits();
+    int i;
+
+    l.max_inflight_per_client = 4;
+    CHECK_EQ(fake_start(&l), PH_OK);
+    F.quiet = 1;
+    CHECK_EQ(fake_connect(1), PH_OK);
+    CHECK_EQ(fake_connect(2), PH_OK);
+    CHECK_EQ(fake_req(1, "sys.register", 1, "svc"), PH_OK);
+    fake_drain(1);
+    for (i = 1; i <= 5; i++)
+        CHECK_EQ(fake_req(2, "svc", (uint32_t)i, ""), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.id, 5);
+    CHECK_EQ(f.status, PH_EBUSY);
+    CHECK(payload_has(&f, "max_inflight_per_client"));
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(fake_frame(1, PH_REPLY, "", f.id, 0, "", 0), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.id, 1);
+    CHECK_EQ(fake_req(2, "svc", 6, ""), PH_OK);
+    EXPECT_NONE(2);
+
+    /* A provider that does not read: callers get BUSY, not a queue. */
+    F.c[1].extra = l.send_queue_bytes;
+    CHECK_EQ(fake_req(1, "sys.ping", 1, ""), PH_OK); /* unrelated */
+    fake_drain(1);
+    CHECK_EQ(fake_connect(3), PH_OK);
+    CHECK_EQ(fake_req(3, "svc", 1, ""), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.status, PH_EBUSY);
+    CHECK(payload_has(&f, "not keeping up"));
+    CHECK(!F.c[1].closed);
+    CHECK_EQ(stats().requests_busy, 2);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+static void test_publish_subscribe(void)
+{
+    ph_frame f;
+
+    START(5);
+    CHECK_EQ(fake_req(1, "sys.subscribe", 1, "build.done"), PH_OK);
+    CHECK_EQ(fake_req(2, "sys.subscribe", 1, "build.*"), PH_OK);
+    CHECK_EQ(fake_req(3, "sys.subscribe", 1, "*"), PH_OK);
+    /* Overlapping patterns on one connection: delivered once. */
+    CHECK_EQ(fake_req(4, "sys.subscribe", 1, "build.*"), PH_OK);
+    CHECK_EQ(fake_req(4, "sys.subscribe", 2, "build.done"), PH_OK);
+    CHECK_EQ(fake_req(4, "sys.subscribe", 3, "*"), PH_OK);
+    CHECK_EQ(fake_req(4, "sys.subscribe", 4, "*"), PH_OK); /* twice: no-op */
+    EXPECT_NEXT(4, &f);
+    EXPECT_NEXT(4, &f);
+    EXPECT_NEXT(4, &f);
+    EXPECT_NEXT(4, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK_EQ(f.id, 4);
+    fake_drain(1);
+    fake_drain(2);
+    fake_drain(3);
+
+    CHECK_EQ(fake_frame(5, PH_EVENT, "build.done", 0, 0, "ok", 2), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.kind, PH_EVENT);
+    CHECK(route_is(&f, "build.done"));
+    CHECK(payload_is(&f, "ok"));
+    EXPECT_NEXT(2, &f);
+    EXPECT_NEXT(3, &f);
+    EXPECT_NEXT(4, &f);
+    EXPECT_NONE(4);
+    EXPECT_NONE(5); /* the publisher did not subscribe */
+
+    CHECK_EQ(fake_frame(5, PH_EVENT, "build.start", 0, 0, "", 0), PH_OK);
+    EXPECT_NONE(1);
+    EXPECT_NEXT(2, &f);
+    CHECK(route_is(&f, "build.start"));
+    CHECK_EQ(fake_frame(5, PH_EVENT, "build", 0, 0, "", 0), PH_OK);
+    EXPECT_NONE(2); /* "build.*" is not "build" */
+    EXPECT_NEXT(3, &f);
+    EXPECT_NEXT(3, &f);
+
+    /* Unheard topics are counted, not errors. */
+    CHECK_EQ(fake_req(3, "sys.unsubscribe", 9, "*"), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK_EQ(fake_req(4, "sys.unsubscribe", 9, "*"), PH_OK);
+    fake_drain(4);
+    CHECK_EQ(fake_frame(5, PH_EVENT, "nobody", 0, 0, "", 0), PH_OK);
+    EXPECT_NONE(5);
+    CHECK_EQ(stats().events_unheard, 1);
+    CHECK_EQ(fake_req(3, "sys.unsubscribe", 10, "*"), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.status, PH_ENOROUTE);
+
+    /* The sender gets its own event when it subscribed. */
+    CHECK_EQ(fake_req(5, "sys.subscribe", 1, "self.*"), PH_OK);
+    fake_drain(5);
+    CHECK_EQ(fake_frame(5, PH_EVENT, "self.x", 0, 0, "me", 2), PH_OK);
+    EXPECT_NEXT(5, &f);
+    CHECK(payload_is(&f, "me"));
+    CHECK_EQ(fake_req(5, "sys.subscribe", 1, "bad*"), PH_OK);
+    EXPECT_NEXT(5, &f);
+    CHECK_EQ(f.status, PH_EBADREQ);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+static void test_slow_subscriber_dropped(void)
+{
+    ph_frame f;
+    char payload[1000];
+    int i, got = 0;
+
+    START(3);
+    memset(payload, 'e', sizeof payload);
+    CHECK_EQ(fake_req(1, "sys.subscribe", 1, "t"), PH_OK);
+    CHECK_EQ(fake_req(2, "sys.subscribe", 1, "t"), PH_OK);
+    fake_drain(1);
+    fake_drain(2);
+    for (i = 0; i < 200; i++) {
+        CHECK_EQ(fake_frame(3, PH_EVENT, "t", 0, 0, payload, sizeof payload),
+                 PH_OK);
+        while (fake_next(2, &f)) /* 2 reads, 1 does not */
+            got++;
+    }
+    CHECK_EQ(got, 200);
+    CHECK(F.c[1].closed);
+    CHECK(!F.c[2].closed);
+    CHECK(F.c[1].q.len <= 64 * 1024);
+    CHECK_EQ(stats().slow_disconnects, 1);
+    fake_disconnect(1);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+static void test_client_identity(void)
+{
+    ph_frame f;
+    char ask[16];
+
+    START(3);
+    CHECK_EQ(fake_req(1, "sys.register", 1, "who"), PH_OK);
+    fake_drain(1);
+    snprintf(ask, sizeof ask, "%u", 2u);
+    /* Nobody holds a request from 2 yet. */
+    CHECK_EQ(fake_req(1, "sys.client", 2, ask), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK_EQ(fake_req(2, "who", 5, ""), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, 2);
+    /* The provider holding it may ask; a third connection may not. */
+    CHECK_EQ(fake_req(1, "sys.client", 3, ask), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK(payload_has(&f, "\"conn_id\":2"));
+    CHECK(payload_has(&f, "\"pid\":1002"));
+    CHECK(payload_has(&f, "\"sid\":\"S-1-5-21-1-2-3-1001\""));
+    CHECK(payload_has(&f, "\"account\":\"TEST\\\\user\""));
+    CHECK(payload_has(&f, "\"integrity\":\"medium\""));
+    CHECK(payload_has(&f, "\"admin\":false"));
+    CHECK_EQ(fake_req(3, "sys.client", 1, ask), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK_EQ(fake_req(1, "sys.client", 4, "x"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EBADREQ);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+/* The monitor payload: time (8), from (4), to (4), then the frame. */
+static int monitor_of(const ph_frame *m, uint32_t *from, uint32_t *to,
+                      ph_frame *inner)
+{
+    ph_decoder d;
+    size_t used;
+    ph_err err;
+
+    if (!route_is(m, "sys.monitor") || m->payload_len < 16 + 16)
+        return 0;
+    *from = ph_get_u32le(m->payload + 8);
+    *to = ph_get_u32le(m->payload + 12);
+    ph_decoder_init(&d, PH_MAX_FRAME_DEFAULT);
+    err = ph_decoder_next(&d, m->payload + 16, m->payload_len - 16, &used, inner);
+    ph_decoder_free(&d);
+    return err == PH_OK;
+}
+
+static void test_monitor(void)
+{
+    ph_frame f, in;
+    uint32_t from, to;
+
+    START(3);
+    CHECK_EQ(fake_connect_as(4, 1, 4444), PH_OK);
+    /* Not for ordinary clients. */
+    CHECK_EQ(fake_req(3, "sys.monitor", 1, ""), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK_EQ(fake_req(4, "sys.monitor", 1, ""), PH_OK);
+    EXPECT_NEXT(4, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+
+    CHECK_EQ(fake_req(1, "sys.register", 1, "calc"), PH_OK);
+    EXPECT_NONE(4); /* sys. traffic is not watched unless asked */
+    fake_drain(1);
+    CHECK_EQ(fake_req(2, "calc", 42, "2+2"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(fake_frame(1, PH_REPLY, "", f.id, 0, "4", 1), PH_OK);
+    EXPECT_NEXT(4, &f);
+    CHECK(monitor_of(&f, &from, &to, &in));
+    CHECK_EQ(from, 2);
+    CHECK_EQ(to, 1);
+    CHECK_EQ(in.kind, PH_REQUEST);
+    CHECK(route_is(&in, "calc"));
+    CHECK(payload_is(&in, "2+2"));
+    EXPECT_NEXT(4, &f);
+    CHECK(monitor_of(&f, &from, &to, &in));
+    CHECK_EQ(from, 1);
+    CHECK_EQ(to, 2);
+    CHECK_EQ(in.kind, PH_REPLY);
+    CHECK_EQ(in.id, 42);
+    CHECK(payload_is(&in, "4"));
+    EXPECT_NONE(4);
+
+    /* A pattern narrows it; "sys" adds the hub's own traffic. */
+    CHECK_EQ(fake_req(4, "sys.monitor", 2, "other.* sys"), PH_OK);
+    EXPECT_NEXT(4, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK(ph_hub_watching_builtins(F.hub));
+    CHECK_EQ(fake_req(2, "calc", 43, ""), PH_OK);
+    EXPECT_NONE(4);
+    CHECK_EQ(fake_req(4, "sys.monitor", 3, "* sys"), PH_OK);
+    fake_drain(4);
+    CHECK_EQ(fake_req(2, "sys.subscribe", 1, "x"), PH_OK);
+    EXPECT_NEXT(4, &f);
+    CHECK(monitor_of(&f, &from, &to, &in));
+    CHECK(route_is(&in, "sys.subscribe"));
+    EXPECT_NEXT(4, &f);
+    CHECK(monitor_of(&f, &from, &to, &in));
+    CHECK_EQ(in.kind, PH_REPLY);
+
+    /* A monitor that does not read is disconnected. */
+    F.c[4].extra = 64 * 1024;
+    CHECK_EQ(fake_frame(3, PH_EVENT, "x", 0, 0, "", 0), PH_OK);
+    CHECK(F.c[4].closed);
+    fake_disconnect(4);
+    CHECK(!ph_hub_watching_builtins(F.hub));
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+static void test_views(void)
+{
+    ph_frame f;
+
+    START(3);
+    CHECK_EQ(fake_req(1, "sys.register", 1, "a.b"), PH_OK);
+    CHECK_EQ(fake_req(2, "sys.register", 1, "a.b"), PH_OK);
+    CHECK_EQ(fake_req(2, "sys.subscribe", 2, "ev.*"), PH_OK);
+    fake_drain(1);
+    fake_drain(2);
+    CHECK_EQ(fake_req(3, "sys.routes", 1, ""), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK(payload_has(&f, "{\"route\":\"sys.ping\",\"kind\":\"builtin\"}"));
+    CHECK(payload_has(&f, "{\"route\":\"a.b\",\"kind\":\"provided\",\"mode\":"
+                          "\"shared\",\"providers\":2,\"waiting\":0,"
+                          "\"forwarded\":0}"));
+    CHECK(f.payload[0] == '[' && f.payload[f.payload_len - 1] == ']');
+    CHECK_EQ(fake_req(3, "sys.subscriptions", 2, ""), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK(payload_is(&f, "[{\"pattern\":\"ev.*\",\"subscribers\":1}]"));
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+/* A caller that leaves before its answer: the answer is dropped, the
+ * timer is forgotten, nothing is sent to the gone connection (the fake
+ * aborts if it were). */
+static void test_caller_gone(void)
+{
+    ph_frame f;
+
+    START(2);
+    CHECK_EQ(fake_req(1, "sys.register", 1, "svc"), PH_OK);
+    fake_drain(1);
+    CHECK_EQ(fake_req(2, "svc", 1, ""), PH_OK);
+    CHECK_EQ(fake_req(2, "svc", 2, ""), PH_OK);
+    fake_disconnect(2);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(fake_frame(1, PH_REPLY, "", f.id, 0, "", 0), PH_OK);
+    F.now += 60000;
+    ph_hub_tick(F.hub);
+    ph_hub_flush(F.hub);
+    CHECK_EQ(stats().replies_dropped, 1);
+    CHECK_EQ(stats().requests_timed_out, 0);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+/* Every allocation in a busy scenario fails in turn: the hub stays
+ * consistent and leaks nothing (ASan checks the latter). */
+static void test_allocation_failures(void)
+{
+    long n;
+    ph_frame f;
+    int i;
+
+    for (n = 0; n < 400; n++) {
+        ph_hub_limits l = fake_limits();
+        if (fake_start(&l) != PH_OK)
+            continue;
+        F.quiet = 1;
+        ph_alloc_fail_after(n);
+        for (i = 1; i <= 4; i++)
+            (void)fake_connect((uint32_t)i);
+        if (F.c[1].live) {
+            (void)fake_req(1, "sys.register", 1, "svc");
+            (void)fake_req(1, "sys.register", 2, "ex exclusive");
+            (void)fake_req(1, "sys.subscribe", 3, "t.*");
+        }
+        if (F.c[2].live) {
+            (void)fake_req(2, "sys.register", 1, "ex exclusive");
+            (void)fake_req(2, "sys.subscribe", 2, "*");
+            (void)fake_req(2, "svc", 3, "x");
+            (void)fake_frame(2, PH_EVENT, "t.x", 0, 0, "e", 1);
+        }
+        if (F.c[1].live)
+            while (fake_next(1, &f))
+                if (f.kind == PH_REQUEST)
+                    (void)fake_frame(1, PH_REPLY, "", f.id, 0, "r", 1);
+        if (F.c[3].live)
+            (void)fake_req(3, "sys.routes", 1, "");
+        ph_alloc_fail_after(-1);
+        EXPECT_CHECK();
+        for (i = 1; i <= 4; i++)
+            if (F.c[i].live)
+                fake_disconnect((uint32_t)i);
+        EXPECT_CHECK();
+        fake_stop();
+    }
+}
+
+int main(void)
+{
+    PH_RUN(test_call_through_provider);
+    PH_RUN(test_no_route_and_sys_refused);
+    PH_RUN(test_round_robin);
+    PH_RUN(test_most_specific_wins);
+    PH_RUN(test_exclusive_line);
+    PH_RUN(test_provider_gone);
+    PH_RUN(test_timeout_and_late_reply);
+    PH_RUN(test_inflight_and_busy_provider);
+    PH_RUN(test_publish_subscribe);
+    PH_RUN(test_slow_subscriber_dropped);
+    PH_RUN(test_client_identity);
+    PH_RUN(test_monitor);
+    PH_RUN(test_views);
+    PH_RUN(test_caller_gone);
+    PH_RUN(test_allocation_failures);
+    return ph_test_summary();
+}
