@@ -266,6 +266,45 @@ static char *slurp(const char *path)
 }
 
 /* The table, the shipped pipehub.ini and docs/CONFIG.md say the same. */
+static void test_route_sections(void)
+{
+    ph_options o, running, merged;
+    msgs ms;
+
+    CHECK_EQ(load("[limits]\nrequest_timeout_ms = 5000\n"
+                  "[route.billing.*]\nrequest_timeout_ms = 120000\n"
+                  "[route.billing.ping]\nrequest_timeout_ms = 2000\n"
+                  "[route.quiet]\n", &o, &ms), PH_OK);
+    CHECK_EQ(ms.count, 0);
+    CHECK_EQ(o.nroutes, 3);
+    CHECK_STR(o.routes[0].name, "billing.*");
+    CHECK_EQ(o.routes[0].request_timeout_ms, 120000);
+    CHECK_STR(o.routes[1].name, "billing.ping");
+    CHECK_EQ(o.routes[1].request_timeout_ms, 2000);
+    CHECK_STR(o.routes[2].name, "quiet");
+    CHECK_EQ(o.routes[2].request_timeout_ms, 0); /* the [limits] default */
+
+    /* Bad names, keys and values, each with its line. */
+    CHECK_EQ(load("[route.a*]\nrequest_timeout_ms = 100\n"
+                  "[route.ok]\ncall = everyone\n"
+                  "request_timeout_ms = 5\n"
+                  "[route.ok]\nrequest_timeout_ms = 200\n"
+                  "request_timeout_ms = 300\n", &o, &ms), PH_EINVAL);
+    CHECK_HAS(ms, "pipehub.ini:1: [route.a*]: 'a*' is not a route");
+    CHECK_HAS(ms, "pipehub.ini:4: unknown key 'call' in [route.ok]");
+    CHECK_HAS(ms, "pipehub.ini:5: ");
+    CHECK_HAS(ms, "pipehub.ini:8: duplicate key 'request_timeout_ms' in [route.ok]");
+    CHECK_EQ(ms.count, 4);
+
+    /* All live: a reload takes the new sections whole. */
+    CHECK_EQ(load("[route.x]\nrequest_timeout_ms = 1000\n", &running, &ms),
+             PH_OK);
+    CHECK_EQ(load("[route.y]\nrequest_timeout_ms = 2000\n", &o, &ms), PH_OK);
+    CHECK_EQ(ph_config_merge_live(&running, &o, &merged, NULL, NULL), 0);
+    CHECK_EQ(merged.nroutes, 1);
+    CHECK_STR(merged.routes[0].name, "y");
+}
+
 static void test_table_ini_and_docs_agree(void)
 {
     const ph_option_def *d;
@@ -351,6 +390,7 @@ int main(void)
     PH_RUN(test_crlf_and_bom);
     PH_RUN(test_bad_file_changes_nothing);
     PH_RUN(test_merge_live);
+    PH_RUN(test_route_sections);
     PH_RUN(test_table_ini_and_docs_agree);
     return ph_test_summary();
 }
