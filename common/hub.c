@@ -229,7 +229,28 @@ struct hconn {
     int monitor_sys;      /* ...including sys. traffic */
     char *monitor_pattern; /* owned */
     size_t monitor_plen;
+    struct ucount *user;  /* its account's connection count */
+    uint32_t logged;      /* limits already logged for it (LOGGED_*) */
+    uint64_t frames_routed; /* frames the hub queued for it */
 };
+
+/* Connections per account (user SID). */
+typedef struct ucount {
+    hnode node;
+    char *sid;            /* owned */
+    size_t len;
+    uint32_t n;
+} ucount;
+
+/* Each limit is logged once per connection (and all of them rate-limited),
+ * so a client hammering a limit cannot fill the disk. */
+enum {
+    LOGGED_INFLIGHT = 1, LOGGED_ROUTES = 2, LOGGED_SUBS = 4,
+    LOGGED_DENIED = 8, LOGGED_PROVIDER = 16
+};
+/* The rate limit for limit log lines: a burst, then this many a second. */
+#define LOG_BURST 20
+#define LOG_PER_SECOND 5
 
 struct ph_hub {
     ph_hub_io io;
@@ -249,12 +270,17 @@ struct ph_hub {
     ph_buf *cur_out;      /* its send queue */
     ph_err cur_err;       /* ENOMEM on cur_out */
     ph_hub_stats st;
+    htab users;           /* ucount by SID */
+    double log_tokens;    /* limit log lines allowed now */
+    uint64_t log_refilled; /* when log_tokens was last topped up */
+    uint64_t log_suppressed; /* limit lines not written since */
 };
 
 /* The hub's own control routes, answered here rather than by the router. */
 static const char *const control_routes[] = {
     "sys.register", "sys.unregister", "sys.subscribe", "sys.unsubscribe",
-    "sys.routes", "sys.subscriptions", "sys.client", "sys.monitor", NULL};
+    "sys.routes", "sys.subscriptions", "sys.client", "sys.monitor",
+    "sys.clients", NULL};
 
 static void logf_(ph_hub *h, int level, const char *fmt, ...)
 {
@@ -267,6 +293,45 @@ static void logf_(ph_hub *h, int level, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     h->io.log(h->io.ctx, level, msg);
+}
+
+/* A limit fired for c: log it once per connection and limit, and no more
+ * than LOG_PER_SECOND lines a second overall. */
+static void log_limit(ph_hub *h, hconn *c, uint32_t which, const char *fmt,
+                      ...)
+{
+    char msg[400];
+    uint64_t now;
+    va_list ap;
+    int n;
+
+    if (h->io.log == NULL || (c->logged & which))
+        return;
+    c->logged |= which;
+    now = h->io.now_ms(h->io.ctx);
+    h->log_tokens += (double)(now - h->log_refilled) * LOG_PER_SECOND / 1000.0;
+    h->log_refilled = now;
+    if (h->log_tokens > LOG_BURST)
+        h->log_tokens = LOG_BURST;
+    if (h->log_tokens < 1.0) {
+        h->log_suppressed++;
+        return;
+    }
+    h->log_tokens -= 1.0;
+    n = snprintf(msg, sizeof msg, "conn %u pid %u (%s): ", (unsigned)c->id,
+                 (unsigned)c->who.pid,
+                 c->who.account[0] ? c->who.account : c->who.sid);
+    if (n < 0 || (size_t)n >= sizeof msg)
+        n = 0;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (h->log_suppressed > 0) {
+        logf_(h, 1, "%llu more limit messages were not logged (rate limit)",
+              (unsigned long long)h->log_suppressed);
+        h->log_suppressed = 0;
+    }
+    h->io.log(h->io.ctx, 1, msg);
 }
 
 static int is_sys(const char *name, size_t len)
@@ -386,6 +451,136 @@ static uint32_t route_timeout(const ph_hub *h, const char *name, size_t len)
     return t;
 }
 
+/* ---- access rules ------------------------------------------------------- */
+
+enum { ACT_CALL, ACT_PROVIDE, ACT_PUBLISH, ACT_SUBSCRIBE };
+static const char *const act_names[] = {"call", "provide", "publish",
+                                        "subscribe"};
+
+static const char *rule_list(const ph_route_rule *r, int act)
+{
+    switch (act) {
+    case ACT_CALL: return r->call;
+    case ACT_PROVIDE: return r->provide;
+    case ACT_PUBLISH: return r->publish;
+    default: return r->subscribe;
+    }
+}
+
+/* The most specific [route.NAME] that says something about act on name (a
+ * route, or a pattern when subscribing: a rule's prefix covers the patterns
+ * under it). */
+static const ph_route_rule *rule_for(const ph_hub *h, const char *name,
+                                     size_t len, int act)
+{
+    const ph_route_rule *best = NULL;
+    size_t i, best_rank = 0;
+
+    for (i = 0; i < h->lim.nrules; i++) {
+        const ph_route_rule *r = &h->lim.rules[i];
+        size_t rl = strlen(r->name), rank;
+        if (rule_list(r, act) == NULL && r->min_integrity == 0)
+            continue;
+        if (rl == len && memcmp(r->name, name, len) == 0)
+            rank = PH_ROUTE_MAX + 10;
+        else if (rl >= 2 && r->name[rl - 1] == '*' &&
+                 ph_pattern_match(r->name, rl, name, len))
+            rank = rl;
+        else
+            continue;
+        if (best == NULL || rank > best_rank) {
+            best = r;
+            best_rank = rank;
+        }
+    }
+    return best;
+}
+
+/* 1 when sid is one of the comma-separated SIDs of list. */
+static int sid_listed(const char *list, const char *sid, size_t len)
+{
+    const char *p = list;
+
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && len > 0 && memcmp(p, sid, len) == 0)
+            return 1;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+static int rule_allows(const hconn *c, const ph_route_rule *r, int act)
+{
+    const char *list = rule_list(r, act), *g;
+
+    if (r->min_integrity != 0 && c->who.integrity_rid < r->min_integrity)
+        return 0;
+    if (list == NULL)
+        return 1;
+    if (sid_listed(list, c->who.sid, strlen(c->who.sid)))
+        return 1;
+    for (g = c->who.groups; g != NULL && *g;) {
+        const char *end = strchr(g, ',');
+        size_t n = end ? (size_t)(end - g) : strlen(g);
+        if (sid_listed(list, g, n))
+            return 1;
+        if (end == NULL)
+            break;
+        g = end + 1;
+    }
+    return 0;
+}
+
+static void send_error(ph_hub *h, hconn *c, uint32_t id, ph_err code,
+                       const char *route, size_t route_len,
+                       const char *fmt, ...);
+
+/* May c do act on name? When not, c gets ERROR FORBIDDEN naming the rule
+ * (answering id), and the refusal is counted and logged. */
+static int access_ok(ph_hub *h, hconn *c, int act, const char *name,
+                     size_t len, uint32_t id)
+{
+    const ph_route_rule *r = rule_for(h, name, len, act);
+    const char *why;
+
+    if (r == NULL || rule_allows(c, r, act))
+        return 1;
+    why = r->min_integrity != 0 && c->who.integrity_rid < r->min_integrity
+              ? "min_integrity"
+              : act_names[act];
+    h->st.access_denied++;
+    log_limit(h, c, LOGGED_DENIED, "refused: %s '%.*s' by [route.%s] %s",
+              act_names[act], (int)len, name, r->name, why);
+    send_error(h, c, id, PH_EFORBIDDEN, name, len,
+               "[route.%s] %s does not allow conn %u (%s, integrity %s) to "
+               "%s '%.*s'", r->name, why, (unsigned)c->id,
+               c->who.account[0] ? c->who.account : c->who.sid,
+               c->who.integrity[0] ? c->who.integrity : "unknown",
+               act_names[act], (int)len, name);
+    return 0;
+}
+
+/* Admin routes (sys.monitor, sys.clients): a [route.NAME] call rule when
+ * there is one, else the service's own account and administrators only. */
+static int admin_ok(ph_hub *h, hconn *c, const char *name, uint32_t id)
+{
+    size_t len = strlen(name);
+
+    if (rule_for(h, name, len, ACT_CALL) != NULL)
+        return access_ok(h, c, ACT_CALL, name, len, id);
+    if (c->who.admin)
+        return 1;
+    h->st.access_denied++;
+    log_limit(h, c, LOGGED_DENIED, "refused: %s is for administrators", name);
+    send_error(h, c, id, PH_EFORBIDDEN, name, len,
+               "%s is for the service's account and administrators", name);
+    return 0;
+}
+
 /* ---- sending ------------------------------------------------------------ */
 
 static void touch(ph_hub *h, hconn *c)
@@ -427,6 +622,7 @@ static int deliver(ph_hub *h, hconn *c, const uint8_t *data, size_t len,
 
     if (c->closing)
         return -1;
+    c->frames_routed++;
     if (c == h->cur) {
         /* The sender's own queue: it is bounded by the sender's reading
          * being paused while the queue is over quota. */
@@ -560,7 +756,8 @@ static void reply_cur(ph_hub *h, uint32_t id, const void *payload, size_t len)
 
 /* ---- publish ------------------------------------------------------------ */
 
-static int deliver_topic(ph_hub *h, topic *t, uint64_t seq)
+static int deliver_topic(ph_hub *h, topic *t, uint64_t seq,
+                         const ph_route_rule *rule)
 {
     int n = 0;
     uint32_t i;
@@ -572,6 +769,10 @@ static int deliver_topic(ph_hub *h, topic *t, uint64_t seq)
         if (s->event_mark == seq)
             continue;
         s->event_mark = seq;
+        /* A broad pattern ("*") does not get around a topic's subscribe
+         * rule: it is checked for every event too. */
+        if (rule != NULL && !rule_allows(s, rule, ACT_SUBSCRIBE))
+            continue;
         if (deliver(h, s, h->enc.data, h->enc.len, "subscriber") == 0)
             n++;
     }
@@ -585,20 +786,21 @@ static void publish(ph_hub *h, uint32_t from, const char *name, size_t len,
 {
     char key[PH_ROUTE_MAX + 2];
     uint64_t seq = ++h->event_seq;
+    const ph_route_rule *rule = rule_for(h, name, len, ACT_SUBSCRIBE);
     size_t i;
     int n = 0;
 
     if (encode(h, PH_EVENT, 0, 0, name, len, payload, plen) != PH_OK)
         return;
-    n += deliver_topic(h, named_find(&h->topics, name, len), seq);
+    n += deliver_topic(h, named_find(&h->topics, name, len), seq, rule);
     for (i = len; i-- > 1;) {
         if (name[i] != '.')
             continue;
         memcpy(key, name, i + 1);
         key[i + 1] = '*';
-        n += deliver_topic(h, named_find(&h->topics, key, i + 2), seq);
+        n += deliver_topic(h, named_find(&h->topics, key, i + 2), seq, rule);
     }
-    n += deliver_topic(h, named_find(&h->topics, "*", 1), seq);
+    n += deliver_topic(h, named_find(&h->topics, "*", 1), seq, rule);
     h->st.events_delivered += (uint64_t)n;
     h->st.frames_out += (uint64_t)n;
     if (n == 0)
@@ -700,6 +902,9 @@ static void forward(ph_hub *h, hconn *c, const ph_frame *f)
 
     if (c->inflight >= h->lim.max_inflight_per_client) {
         h->st.requests_busy++;
+        h->st.limit_max_inflight++;
+        log_limit(h, c, LOGGED_INFLIGHT, "max_inflight_per_client (%u) "
+                  "reached", (unsigned)h->lim.max_inflight_per_client);
         send_error(h, c, f->id, PH_EBUSY, f->route, f->route_len,
                    "max_inflight_per_client (%u) reached: this connection "
                    "has %u requests unanswered",
@@ -707,6 +912,8 @@ static void forward(ph_hub *h, hconn *c, const ph_frame *f)
                    (unsigned)c->inflight);
         return;
     }
+    if (!access_ok(h, c, ACT_CALL, f->route, f->route_len, f->id))
+        return;
     r = route_lookup(h, f->route, f->route_len);
     if (r == NULL) {
         send_error(h, c, f->id, PH_ENOROUTE, f->route, f->route_len,
@@ -723,6 +930,9 @@ static void forward(ph_hub *h, hconn *c, const ph_frame *f)
     queued = prov != c ? h->io.queued(h->io.ctx, prov->handle) : 0;
     if (queued >= h->lim.send_queue_bytes) {
         h->st.requests_busy++;
+        h->st.limit_provider_queue++;
+        log_limit(h, prov, LOGGED_PROVIDER, "provider of '%s' not reading: "
+                  "%zu bytes queued; callers get BUSY", r->name, queued);
         send_error(h, c, f->id, PH_EBUSY, f->route, f->route_len,
                    "provider of '%s' (conn %u) is not keeping up: %zu bytes "
                    "queued", r->name, (unsigned)prov->id, queued);
@@ -870,6 +1080,18 @@ static void cmd_register(ph_hub *h, hconn *c, uint32_t id, const char *arg,
     r = named_find(&h->routes, arg, nlen);
     if (r != NULL && (parr_find(&r->prov, c) >= 0 || parr_find(&r->wait, c) >= 0)) {
         reply_register_state(h, id, r, c);
+        return;
+    }
+    if (!access_ok(h, c, ACT_PROVIDE, arg, nlen, id))
+        return;
+    if (h->lim.max_routes_per_client != 0 &&
+        c->regs.n >= h->lim.max_routes_per_client) {
+        h->st.limit_max_routes++;
+        log_limit(h, c, LOGGED_ROUTES, "max_routes_per_client (%u) reached",
+                  (unsigned)h->lim.max_routes_per_client);
+        send_error(h, c, id, PH_EBUSY, "sys.register", 12,
+                   "max_routes_per_client (%u) reached",
+                   (unsigned)h->lim.max_routes_per_client);
         return;
     }
     if (r != NULL && r->prov.n > 0) {
@@ -1032,6 +1254,18 @@ static void cmd_subscribe(ph_hub *h, hconn *c, uint32_t id, const char *arg,
     t = named_find(&h->topics, arg, len);
     if (t != NULL && parr_find(&c->subs, t) >= 0) {
         reply_cur(h, id, NULL, 0);
+        return;
+    }
+    if (!access_ok(h, c, ACT_SUBSCRIBE, arg, len, id))
+        return;
+    if (h->lim.max_subscriptions_per_client != 0 &&
+        c->subs.n >= h->lim.max_subscriptions_per_client) {
+        h->st.limit_max_subscriptions++;
+        log_limit(h, c, LOGGED_SUBS, "max_subscriptions_per_client (%u) "
+                  "reached", (unsigned)h->lim.max_subscriptions_per_client);
+        send_error(h, c, id, PH_EBUSY, "sys.subscribe", 13,
+                   "max_subscriptions_per_client (%u) reached",
+                   (unsigned)h->lim.max_subscriptions_per_client);
         return;
     }
     if (t == NULL) {
@@ -1234,6 +1468,79 @@ static void cmd_client(ph_hub *h, hconn *c, uint32_t id, const char *arg,
     json_done(h, id, "sys.client", 10, start, ph_json_end(&j));
 }
 
+/* sys.clients: every connection the hub knows, for administrators. */
+static void cmd_clients(ph_hub *h, hconn *c, uint32_t id)
+{
+    ph_buf *b = h->cur_out;
+    ph_conn_stats cs;
+    ph_err err;
+    size_t start, i, n = 0;
+    uint32_t k;
+    hnode *e;
+    ph_json j;
+
+    if (!admin_ok(h, c, "sys.clients", id))
+        return;
+    err = ph_frame_begin(b, PH_REPLY, id, 0, NULL, 0, &start);
+    if (err != PH_OK) {
+        h->cur_err = err;
+        return;
+    }
+    put(b, &err, "[", 1);
+    for (i = 0; i < h->conns.nb && err == PH_OK; i++) {
+        for (e = h->conns.b[i]; e != NULL && err == PH_OK; e = e->next) {
+            hconn *t = (hconn *)e;
+            memset(&cs, 0, sizeof cs);
+            if (h->io.conn_stats != NULL)
+                h->io.conn_stats(h->io.ctx, t->handle, &cs);
+            if (n++)
+                put(b, &err, ",", 1);
+            if (err != PH_OK)
+                break;
+            ph_json_begin(&j, b);
+            ph_json_u64(&j, "conn_id", t->id);
+            ph_json_u64(&j, "pid", t->who.pid);
+            ph_json_str(&j, "account", t->who.account, strlen(t->who.account));
+            ph_json_str(&j, "sid", t->who.sid, strlen(t->who.sid));
+            ph_json_str(&j, "integrity", t->who.integrity,
+                        strlen(t->who.integrity));
+            ph_json_str(&j, "exe", t->who.exe, strlen(t->who.exe));
+            ph_json_bool(&j, "admin", t->who.admin);
+            ph_json_u64(&j, "connected_ms", cs.connected_ms);
+            ph_json_u64(&j, "frames_in", cs.frames_in);
+            ph_json_u64(&j, "frames_out", cs.frames_out + t->frames_routed);
+            ph_json_u64(&j, "bytes_in", cs.bytes_in);
+            ph_json_u64(&j, "bytes_out", cs.bytes_out);
+            ph_json_u64(&j, "queued", cs.queued);
+            ph_json_u64(&j, "inflight", t->inflight);
+            ph_json_key(&j, "routes");
+            put(b, &j.err, "[", 1);
+            for (k = 0; k < t->regs.n && j.err == PH_OK; k++) {
+                hroute *r = t->regs.v[k];
+                if (k)
+                    put(b, &j.err, ",", 1);
+                if (j.err == PH_OK)
+                    j.err = ph_json_append_string(b, r->name, r->len);
+            }
+            put(b, &j.err, "]", 1);
+            ph_json_key(&j, "subscriptions");
+            put(b, &j.err, "[", 1);
+            for (k = 0; k < t->subs.n && j.err == PH_OK; k++) {
+                topic *tp = t->subs.v[k];
+                if (k)
+                    put(b, &j.err, ",", 1);
+                if (j.err == PH_OK)
+                    j.err = ph_json_append_string(b, tp->name, tp->len);
+            }
+            put(b, &j.err, "]", 1);
+            ph_json_bool(&j, "monitor", t->monitor);
+            err = ph_json_end(&j);
+        }
+    }
+    put(b, &err, "]", 1);
+    json_done(h, id, "sys.clients", 11, start, err);
+}
+
 /* ---- the monitor -------------------------------------------------------- */
 
 static void monitor_off(ph_hub *h, hconn *c)
@@ -1257,12 +1564,8 @@ static void cmd_monitor(ph_hub *h, hconn *c, uint32_t id, const char *arg,
     int sys = 0, have_pat = 0;
     char *copy;
 
-    if (!c->who.admin) {
-        send_error(h, c, id, PH_EFORBIDDEN, "sys.monitor", 11,
-                   "sys.monitor is for the service's account and "
-                   "administrators");
+    if (!admin_ok(h, c, "sys.monitor", id))
         return;
-    }
     while (w < end) {
         const char *sp = memchr(w, ' ', (size_t)(end - w));
         n = sp ? (size_t)(sp - w) : (size_t)(end - w);
@@ -1329,6 +1632,7 @@ static void control(ph_hub *h, hconn *c, const ph_frame *f)
     case 5: cmd_subscriptions(h, c, f->id); break;
     case 6: cmd_client(h, c, f->id, arg, len); break;
     case 7: cmd_monitor(h, c, f->id, arg, len); break;
+    case 8: cmd_clients(h, c, f->id); break;
     default:
         send_error(h, c, f->id, PH_ENOROUTE, r, rl, "no route '%.*s'",
                    (int)rl, r);
@@ -1373,6 +1677,8 @@ ph_err ph_hub_frame(ph_hub *h, uint32_t id, const ph_frame *f, ph_buf *out)
                        "topics under 'sys.' belong to the hub");
             break;
         }
+        if (!access_ok(h, c, ACT_PUBLISH, f->route, f->route_len, f->id))
+            break;
         h->st.events_published++;
         publish(h, c->id, f->route, f->route_len, f->payload, f->payload_len);
         break;
@@ -1418,22 +1724,70 @@ static const char *str_put(char **at, const char *s)
     return r;
 }
 
+static ucount *user_get(ph_hub *h, const char *sid, int create)
+{
+    size_t len = strlen(sid);
+    ucount *u = named_find(&h->users, sid, len);
+
+    if (u != NULL || !create)
+        return u;
+    u = ph_alloc(sizeof *u);
+    if (u == NULL)
+        return NULL;
+    memset(u, 0, sizeof *u);
+    u->sid = ph_alloc(len + 1);
+    if (u->sid == NULL) {
+        ph_free(u);
+        return NULL;
+    }
+    memcpy(u->sid, sid, len + 1);
+    u->len = len;
+    u->node.hash = hash_bytes(sid, len);
+    if (htab_add(&h->users, &u->node) != PH_OK) {
+        ph_free(u->sid);
+        ph_free(u);
+        return NULL;
+    }
+    return u;
+}
+
+static void user_put(ph_hub *h, ucount *u)
+{
+    if (u == NULL || --u->n > 0)
+        return;
+    htab_del(&h->users, &u->node);
+    ph_free(u->sid);
+    ph_free(u);
+}
+
 ph_err ph_hub_connect(ph_hub *h, uint32_t id, void *conn,
-                      const ph_identity *who)
+                      const ph_identity *who, char *why, size_t why_cap)
 {
     hconn *c;
+    ucount *u;
     char *at;
     size_t n;
 
     if (id == 0 || conn_find(h, id) != NULL)
         return PH_EINVAL;
+    u = user_get(h, who->sid ? who->sid : "", 0);
+    if (u != NULL && h->lim.max_connections_per_user != 0 &&
+        u->n >= h->lim.max_connections_per_user) {
+        h->st.limit_max_connections_per_user++;
+        if (why != NULL)
+            snprintf(why, why_cap, "server busy: max_connections_per_user "
+                     "(%u) reached for %s",
+                     (unsigned)h->lim.max_connections_per_user,
+                     who->account && who->account[0] ? who->account : u->sid);
+        return PH_EBUSY;
+    }
     c = ph_alloc(sizeof *c);
     if (c == NULL)
         return PH_ENOMEM;
     memset(c, 0, sizeof *c);
     n = str_size(who->sid) + str_size(who->account) +
         str_size(who->logon_session) + str_size(who->integrity) +
-        str_size(who->exe);
+        str_size(who->exe) + str_size(who->groups);
     c->strs = ph_alloc(n);
     if (c->strs == NULL) {
         ph_free(c);
@@ -1448,14 +1802,22 @@ ph_err ph_hub_connect(ph_hub *h, uint32_t id, void *conn,
     c->who.logon_session = str_put(&at, who->logon_session);
     c->who.integrity = str_put(&at, who->integrity);
     c->who.exe = str_put(&at, who->exe);
+    c->who.groups = str_put(&at, who->groups);
     dl_init(&c->calls);
     dl_init(&c->serving);
     c->node.hash = hash_u32(id);
-    if (htab_add(&h->conns, &c->node) != PH_OK) {
+    u = user_get(h, c->who.sid, 1);
+    if (u == NULL || htab_add(&h->conns, &c->node) != PH_OK) {
+        if (u != NULL && u->n == 0) {
+            u->n = 1;
+            user_put(h, u);
+        }
         ph_free(c->strs);
         ph_free(c);
         return PH_ENOMEM;
     }
+    u->n++;
+    c->user = u;
     return PH_OK;
 }
 
@@ -1494,6 +1856,7 @@ void ph_hub_disconnect(ph_hub *h, uint32_t id)
         }
     }
     htab_del(&h->conns, &c->node);
+    user_put(h, c->user);
     parr_free(&c->regs);
     parr_free(&c->subs);
     ph_free(c->strs);
@@ -1585,6 +1948,7 @@ void ph_hub_free(ph_hub *h)
     ph_free(h->routes.b);
     ph_free(h->topics.b);
     ph_free(h->pend.b);
+    ph_free(h->users.b);
     for (i = 0; i < h->ntq; i++)
         ph_free(h->tqs[i]);
     ph_free(h->tqs);

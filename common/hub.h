@@ -31,6 +31,8 @@ typedef struct ph_identity {
     const char *integrity;    /* "low", "medium", "high", "system", "" */
     uint32_t integrity_rid;   /* SECURITY_MANDATORY_*_RID, 0 unknown */
     const char *exe;          /* full image path */
+    const char *groups;       /* the token's enabled group SIDs, comma
+                                 separated ("S-1-1-0,S-1-5-32-545") */
     int admin;                /* the service's own account or an admin */
 } ph_identity;
 
@@ -39,6 +41,11 @@ typedef struct ph_identity {
 typedef struct ph_route_rule {
     const char *name;
     uint32_t request_timeout_ms; /* 0: the global default */
+    /* Who may use the route, each a comma-separated list of SIDs (resolved
+     * from names when the config was loaded), matched against the caller's
+     * user and enabled group SIDs; NULL: no rule, everyone. */
+    const char *call, *provide, *publish, *subscribe;
+    uint32_t min_integrity;      /* integrity RID required; 0: none */
 } ph_route_rule;
 
 typedef struct ph_hub_limits {
@@ -46,9 +53,19 @@ typedef struct ph_hub_limits {
     uint32_t request_timeout_ms;      /* default for forwarded requests */
     uint32_t max_inflight_per_client; /* forwarded requests per caller */
     uint32_t max_frame;               /* largest frame the hub sends */
+    uint32_t max_connections_per_user; /* per user SID; 0: no limit */
+    uint32_t max_routes_per_client;   /* 0: no limit */
+    uint32_t max_subscriptions_per_client; /* 0: no limit */
     const ph_route_rule *rules;       /* not owned; must outlive the limits */
     size_t nrules;
 } ph_hub_limits;
+
+/* What the transport counts per connection (sys.clients). */
+typedef struct ph_conn_stats {
+    uint64_t connected_ms;  /* when it connected, Unix time in ms */
+    uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    uint64_t queued;        /* output bytes not yet written */
+} ph_conn_stats;
 
 /* The transport, as the hub sees it. conn is the platform's own handle given
  * to ph_hub_connect. None of these may call back into the hub. */
@@ -70,6 +87,8 @@ typedef struct ph_hub_io {
     uint64_t (*wall_ms)(void *ctx);
     /* One log line; level as ph_log_level (0 error .. 3 debug). May be NULL. */
     void (*log)(void *ctx, int level, const char *msg);
+    /* The transport's view of conn for sys.clients. May be NULL. */
+    void (*conn_stats)(void *ctx, void *conn, struct ph_conn_stats *out);
 } ph_hub_io;
 
 /* Counters for sys.stats. */
@@ -83,6 +102,13 @@ typedef struct ph_hub_stats {
     uint64_t events_delivered;
     uint64_t events_unheard;
     uint64_t slow_disconnects;
+    /* Limits that fired, one counter each (docs/PROTOCOL.md). */
+    uint64_t limit_max_inflight;
+    uint64_t limit_provider_queue;
+    uint64_t limit_max_routes;
+    uint64_t limit_max_subscriptions;
+    uint64_t limit_max_connections_per_user;
+    uint64_t access_denied;
     uint64_t frames_out;   /* every frame the hub queued, errors included */
     uint64_t errors_sent;  /* ERROR frames among them */
 } ph_hub_stats;
@@ -105,9 +131,11 @@ void ph_hub_free(ph_hub *h);
 void ph_hub_set_limits(ph_hub *h, const ph_hub_limits *limits);
 
 /* A client connected. id is never 0 and never reused. PH_ENOMEM, PH_EINVAL
- * (id in use). */
+ * (id in use), or PH_EBUSY when its account already has
+ * max_connections_per_user connections (why, if not NULL, gets a message
+ * for the client naming the limit); the hub then does not know it. */
 ph_err ph_hub_connect(ph_hub *h, uint32_t id, void *conn,
-                      const ph_identity *who);
+                      const ph_identity *who, char *why, size_t why_cap);
 
 /* A client is gone: its routes, subscriptions and monitor end, requests it
  * was serving get ERROR UNAVAILABLE, replies still due to it will be

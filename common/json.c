@@ -71,6 +71,22 @@ void ph_json_bool(ph_json *j, const char *k, int value)
     put(j, value ? "true" : "false", value ? 4 : 5);
 }
 
+void ph_json_key(ph_json *j, const char *k)
+{
+    key(j, k);
+}
+
+ph_err ph_json_append_string(ph_buf *b, const char *s, size_t len)
+{
+    ph_json j;
+
+    j.out = b;
+    j.count = 0;
+    j.err = PH_OK;
+    put_string(&j, s, len);
+    return j.err;
+}
+
 ph_err ph_json_end(ph_json *j)
 {
     put(j, "}", 1);

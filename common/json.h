@@ -22,6 +22,10 @@ void ph_json_u64(ph_json *j, const char *key, uint64_t value);
  * escaped, bytes >= 0x80 are copied as they are). */
 void ph_json_str(ph_json *j, const char *key, const char *s, size_t len);
 void ph_json_bool(ph_json *j, const char *key, int value);
+/* Start a member whose value the caller appends itself (an array, say). */
+void ph_json_key(ph_json *j, const char *key);
+/* Append one JSON string (quoted, escaped) to b, for hand-built arrays. */
+ph_err ph_json_append_string(ph_buf *b, const char *s, size_t len);
 /* Close the object; returns the first error of the whole build. */
 ph_err ph_json_end(ph_json *j);
 

@@ -135,6 +135,17 @@ static ph_err sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
     ph_json_u64(&j, "events_delivered", s.events_delivered);
     ph_json_u64(&j, "events_unheard", s.events_unheard);
     ph_json_u64(&j, "slow_disconnects", s.slow_disconnects);
+    ph_json_u64(&j, "limit_max_connections", s.limit_max_connections);
+    ph_json_u64(&j, "limit_max_connections_per_user", s.limit_max_connections_per_user);
+    ph_json_u64(&j, "limit_first_frame_timeout", s.limit_first_frame_timeout);
+    ph_json_u64(&j, "limit_frame_timeout", s.limit_frame_timeout);
+    ph_json_u64(&j, "limit_send_stall", s.limit_send_stall);
+    ph_json_u64(&j, "limit_max_queued_bytes", s.limit_max_queued_bytes);
+    ph_json_u64(&j, "limit_max_inflight", s.limit_max_inflight);
+    ph_json_u64(&j, "limit_provider_queue", s.limit_provider_queue);
+    ph_json_u64(&j, "limit_max_routes", s.limit_max_routes);
+    ph_json_u64(&j, "limit_max_subscriptions", s.limit_max_subscriptions);
+    ph_json_u64(&j, "access_denied", s.access_denied);
     return json_reply_end(peer, out, start, &j, f, res);
 }
 

@@ -39,6 +39,18 @@ typedef struct ph_stats {
     uint64_t events_delivered;
     uint64_t events_unheard;
     uint64_t slow_disconnects;
+    /* Limits that fired, one counter each (docs/PROTOCOL.md). */
+    uint64_t limit_max_connections;
+    uint64_t limit_max_connections_per_user;
+    uint64_t limit_first_frame_timeout;
+    uint64_t limit_frame_timeout;
+    uint64_t limit_send_stall;
+    uint64_t limit_max_queued_bytes;
+    uint64_t limit_max_inflight;
+    uint64_t limit_provider_queue;
+    uint64_t limit_max_routes;
+    uint64_t limit_max_subscriptions;
+    uint64_t access_denied;
 } ph_stats;
 
 typedef struct ph_router {

@@ -44,6 +44,13 @@ typedef struct ph_options {
     uint32_t idle_timeout_ms;    /* close a silent client; 0 = never */
     uint32_t request_timeout_ms; /* for requests forwarded to providers */
     uint32_t max_inflight_per_client; /* forwarded requests per client */
+    uint32_t first_frame_timeout_ms; /* a new client's first whole frame */
+    uint32_t frame_timeout_ms;   /* a frame begun must end within this */
+    uint32_t send_stall_timeout_ms; /* full output queue not read */
+    uint32_t max_queued_bytes;   /* output queued for all clients */
+    uint32_t max_connections_per_user; /* per account (SID) */
+    uint32_t max_routes_per_client;
+    uint32_t max_subscriptions_per_client;
     /* [security] */
     char sddl[PH_SDDL_MAX];      /* the pipe's security descriptor */
     uint32_t allow_remote;       /* 0/1: accept clients from other hosts */

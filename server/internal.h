@@ -55,6 +55,7 @@ typedef struct ph_conn_identity {
     char logon_session[40];
     char integrity[16];
     char exe[MAX_PATH * 3];  /* UTF-8 of a MAX_PATH wide path */
+    char groups[2048];       /* enabled group SIDs, comma separated */
 } ph_conn_identity;
 
 /* One pipe instance and, while a client is connected, its connection.
@@ -97,7 +98,28 @@ struct ph_conn {
     const char *hub_close;  /* the hub asked to close c, for this reason */
     volatile LONG attention;
     volatile LONG64 owner_queued; /* send_queue + in_flight, by the owner */
+    /* Deadlines (checked once a second by ph_listener_check). */
+    ULONGLONG connected_at; /* GetTickCount64 at connect */
+    uint64_t connected_ms;  /* the same, Unix time in ms (sys.clients) */
+    int got_frame;          /* a whole frame has arrived */
+    ULONGLONG partial_since; /* a frame begun and not complete since; 0 */
+    ULONGLONG stall_since;  /* output at quota, unread since; 0 */
+    ULONGLONG close_by;     /* close_after_flush: cut off after this; 0 */
+    char who[80];           /* account or SID, for log lines */
+    size_t check_queued;    /* ph_listener_check's scratch (srv->lock) */
+    /* Per-connection counters (sys.clients), written under lock. */
+    volatile LONG64 frames_in, frames_out, bytes_in, bytes_out;
 };
+
+/* Limits that fired in the server (not the hub), for sys.stats. Rare:
+ * incremented with interlocked operations. */
+typedef struct ph_limit_counters {
+    volatile LONG64 max_connections;
+    volatile LONG64 first_frame_timeout;
+    volatile LONG64 frame_timeout;
+    volatile LONG64 send_stall;
+    volatile LONG64 max_queued_bytes;
+} ph_limit_counters;
 
 /* Per-worker counters: each is written by one thread only, so the hot path
  * takes no lock and shares no cache line; sys.stats sums them. */
@@ -157,6 +179,7 @@ struct ph_server {
     CRITICAL_SECTION hub_lock;
     ph_hub *hub;
     volatile LONG64 next_hub_tick; /* GetTickCount64 when it is due */
+    ph_limit_counters limits;
     SECURITY_ATTRIBUTES sa; /* from [security] sddl */
     PSECURITY_DESCRIPTOR sd; /* owned: LocalFree */
 };
@@ -167,7 +190,9 @@ static inline const ph_options *ph_server_live(ph_server *srv)
     return &__atomic_load_n(&srv->live, __ATOMIC_ACQUIRE)->opts;
 }
 
-/* How often open connections are checked against idle_timeout_ms. */
+/* A connection told why it is being closed gets this long to read it. */
+#define PH_CLOSE_GRACE_MS 2000
+/* How often open connections are checked against their deadlines. */
 #define PH_IDLE_CHECK_MS 1000
 /* Worker threads need little stack. (Under Wine a thread costs about 1 MiB
  * resident whatever its stack, measured: Wine's own per-thread stacks; so
@@ -190,8 +215,10 @@ void ph_listener_recycle(ph_server *srv, ph_conn *c);
 /* Stop accepting and close every connection: politely (an EVENT
  * sys.shutdown, then close once written) or, with force, by cancelling. */
 void ph_listener_stop(ph_server *srv, int force);
-/* Close every open connection that has been silent for idle_ms. */
-void ph_listener_close_idle(ph_server *srv, uint32_t idle_ms);
+/* Once a second: close connections past a deadline (idle, first frame,
+ * frame, send stall) and, while the output queued for all of them passes
+ * max_queued_bytes, the ones holding the most. */
+void ph_listener_check(ph_server *srv);
 
 /* win_identity.c: who the client is (reads the pipe's client token). */
 void ph_identity_capture(HANDLE pipe, ULONG pid, ph_conn_identity *id);
@@ -222,8 +249,14 @@ void ph_conn_close(ph_conn *c, const char *why);
 /* At shutdown: queue an EVENT sys.shutdown, then close once it is written
  * (takes c->lock). */
 void ph_conn_shutdown(ph_conn *c);
-/* Close c if it has received nothing for idle_ms (takes c->lock). */
-void ph_conn_close_if_idle(ph_conn *c, ULONGLONG now, uint32_t idle_ms);
+/* Close c if it is past one of its deadlines (takes c->lock). Returns the
+ * bytes it holds queued (0 once closing). */
+size_t ph_conn_check(ph_conn *c, ULONGLONG now, const ph_options *live);
+/* Close c for holding too much of max_queued_bytes (takes c->lock). */
+void ph_conn_close_for_memory(ph_conn *c, size_t queued, uint32_t cap);
+/* A rate limit shared by the log lines of limits: 1 when this one may be
+ * written (a burst of 20, then 5 a second). */
+int ph_log_limit_allow(void);
 
 /* List helpers (srv->lock held). */
 void ph_list_push(ph_conn_list *l, ph_conn *c);

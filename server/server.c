@@ -75,6 +75,17 @@ static void collect_stats(void *ctx, ph_stats *s)
     s->events_delivered = h.events_delivered;
     s->events_unheard = h.events_unheard;
     s->slow_disconnects = h.slow_disconnects;
+    s->limit_max_connections = (uint64_t)srv->limits.max_connections;
+    s->limit_max_connections_per_user = h.limit_max_connections_per_user;
+    s->limit_first_frame_timeout = (uint64_t)srv->limits.first_frame_timeout;
+    s->limit_frame_timeout = (uint64_t)srv->limits.frame_timeout;
+    s->limit_send_stall = (uint64_t)srv->limits.send_stall;
+    s->limit_max_queued_bytes = (uint64_t)srv->limits.max_queued_bytes;
+    s->limit_max_inflight = h.limit_max_inflight;
+    s->limit_provider_queue = h.limit_provider_queue;
+    s->limit_max_routes = h.limit_max_routes;
+    s->limit_max_subscriptions = h.limit_max_subscriptions;
+    s->access_denied = h.access_denied;
 }
 
 /* The [security] sddl string becomes the pipe's security descriptor. */
@@ -124,6 +135,9 @@ void ph_server_hub_limits(ph_server *srv, ph_generation *g,
     out->max_frame = g->opts.max_frame_bytes;
     out->rules = g->rules;
     out->nrules = g->opts.nroutes;
+    out->max_connections_per_user = g->opts.max_connections_per_user;
+    out->max_routes_per_client = g->opts.max_routes_per_client;
+    out->max_subscriptions_per_client = g->opts.max_subscriptions_per_client;
 }
 
 void ph_server_hub_tick(ph_server *srv)

@@ -73,6 +73,10 @@ void ph_conn_reset(ph_conn *c)
     c->attention = 0;
     c->owner_queued = 0;
     c->in_hub = c->holds_hub = c->kick_posted = 0;
+    c->got_frame = 0;
+    c->partial_since = c->stall_since = c->close_by = 0;
+    c->who[0] = '\0';
+    c->frames_in = c->frames_out = c->bytes_in = c->bytes_out = 0;
     if (c->rcap > PH_READ_SMALL) {
         ph_free(c->rbuf);
         c->rbuf = NULL;
@@ -132,8 +136,9 @@ static void close_locked(ph_conn *c, int reusable, const char *why)
         return;
     c->state = PH_CONN_CLOSING;
     c->reusable = reusable;
-    ph_log(PH_LOG_INFO, "conn %llu pid %lu: disconnected (%s)",
-           (unsigned long long)c->peer.conn_id, (unsigned long)c->peer.pid, why);
+    ph_log(PH_LOG_INFO, "conn %llu pid %lu%s%s%s: disconnected (%s)",
+           (unsigned long long)c->peer.conn_id, (unsigned long)c->peer.pid,
+           c->who[0] ? " (" : "", c->who, c->who[0] ? ")" : "", why);
     if (c->ops_pending > 0)
         CancelIoEx(c->pipe, NULL);
 }
@@ -158,6 +163,7 @@ static void close_for(ph_conn *c, DWORD e)
 static void ensure_finish(ph_conn *c);
 static void pump(ph_counters *k, ph_conn *c);
 static void conn_unlock(ph_conn *c);
+static uint64_t io_wall(void *ctx);
 
 /* The counters of the worker running this thread (set by
  * ph_conn_thread_init); a frame written on behalf of another connection is
@@ -210,14 +216,128 @@ void ph_conn_shutdown(ph_conn *c)
     conn_unlock(c);
 }
 
-void ph_conn_close_if_idle(ph_conn *c, ULONGLONG now, uint32_t idle_ms)
+int ph_log_limit_allow(void)
 {
-    char why[64];
+    static volatile LONG64 window;   /* the second being counted */
+    static volatile LONG used;       /* lines written in it */
+    static volatile LONG suppressed; /* lines refused since the last one */
+    LONG64 now = (LONG64)(GetTickCount64() / 1000u), w = window;
+    LONG n;
+
+    if (now != w && InterlockedCompareExchange64(&window, now, w) == w)
+        InterlockedExchange(&used, now - w > 4 ? -15 : 0); /* burst 20 */
+    if (InterlockedIncrement(&used) > 5) {
+        InterlockedIncrement(&suppressed);
+        return 0;
+    }
+    n = InterlockedExchange(&suppressed, 0);
+    if (n > 0)
+        ph_log(PH_LOG_WARN, "%ld more limit messages were not logged (rate "
+               "limit)", (long)n);
+    return 1;
+}
+
+static void count(volatile LONG64 *counter)
+{
+    InterlockedIncrement64(counter);
+}
+
+/* A deadline passed: ERROR TIMEOUT, then close (fail_stream). */
+static void timed_out(ph_conn *c, volatile LONG64 *counter, const char *fmt,
+                      unsigned ms)
+{
+    char why[160];
+
+    snprintf(why, sizeof why, fmt, ms);
+    count(counter);
+    if (ph_log_limit_allow())
+        ph_log(PH_LOG_WARN, "conn %llu pid %lu (%s): %s; closing",
+               (unsigned long long)c->peer.conn_id, (unsigned long)c->peer.pid,
+               c->who, why);
+    if (ph_frame_append_error(&c->send_queue, 0, PH_ETIMEDOUT, why) == PH_OK) {
+        counters(c)->frames_out++;
+        counters(c)->errors_sent++;
+    }
+    c->close_after_flush = 1;
+    c->close_why = "deadline passed";
+    c->close_by = GetTickCount64() + PH_CLOSE_GRACE_MS;
+    pump(counters(c), c);
+    ensure_finish(c);
+}
+
+size_t ph_conn_check(ph_conn *c, ULONGLONG now, const ph_options *live)
+{
+    ph_limit_counters *lim = &c->srv->limits;
+    size_t queued = 0;
+    char why[96];
 
     EnterCriticalSection(&c->lock);
-    if (c->state == PH_CONN_OPEN && now - c->last_active >= idle_ms) {
-        snprintf(why, sizeof why, "idle for %u ms", (unsigned)idle_ms);
+    if (c->state != PH_CONN_OPEN)
+        goto out;
+    if (c->close_after_flush) {
+        /* Its last frame was not read in time: cut it off. */
+        if (c->close_by != 0 && now >= c->close_by) {
+            close_locked(c, 0, c->close_why ? c->close_why : "closing");
+            ensure_finish(c);
+        }
+        goto out;
+    }
+    if (live->idle_timeout_ms != 0 &&
+        now - c->last_active >= live->idle_timeout_ms) {
+        snprintf(why, sizeof why, "idle for %u ms",
+                 (unsigned)live->idle_timeout_ms);
         close_locked(c, 0, why);
+        ensure_finish(c);
+        goto out;
+    }
+    if (!c->got_frame && now - c->connected_at >= live->first_frame_timeout_ms) {
+        timed_out(c, &lim->first_frame_timeout, "no whole frame within "
+                  "first_frame_timeout_ms (%u ms) of connecting",
+                  (unsigned)live->first_frame_timeout_ms);
+        goto out;
+    }
+    if (c->partial_since != 0 &&
+        now - c->partial_since >= live->frame_timeout_ms) {
+        timed_out(c, &lim->frame_timeout, "a frame begun was not complete "
+                  "within frame_timeout_ms (%u ms)",
+                  (unsigned)live->frame_timeout_ms);
+        goto out;
+    }
+    if (c->stall_since != 0 &&
+        now - c->stall_since >= live->send_stall_timeout_ms) {
+        count(&lim->send_stall);
+        if (ph_log_limit_allow())
+            ph_log(PH_LOG_WARN, "conn %llu pid %lu (%s): %lld bytes queued "
+                   "and not read for send_stall_timeout_ms (%u ms); closing",
+                   (unsigned long long)c->peer.conn_id,
+                   (unsigned long)c->peer.pid, c->who,
+                   (long long)c->owner_queued,
+                   (unsigned)live->send_stall_timeout_ms);
+        close_locked(c, 0, "send stall");
+        ensure_finish(c);
+        goto out;
+    }
+    EnterCriticalSection(&c->inbox_lock);
+    queued = (size_t)c->owner_queued + c->inbox.len;
+    LeaveCriticalSection(&c->inbox_lock);
+out:
+    conn_unlock(c);
+    return queued;
+}
+
+void ph_conn_close_for_memory(ph_conn *c, size_t queued, uint32_t cap)
+{
+    EnterCriticalSection(&c->lock);
+    if (c->state == PH_CONN_OPEN) {
+        count(&c->srv->limits.max_queued_bytes);
+        if (ph_log_limit_allow())
+            ph_log(PH_LOG_WARN, "conn %llu pid %lu (%s): output queued for "
+                   "all clients passed max_queued_bytes (%u); this one holds "
+                   "the most (%llu bytes); closing",
+                   (unsigned long long)c->peer.conn_id,
+                   (unsigned long)c->peer.pid, c->who, (unsigned)cap,
+                   (unsigned long long)queued);
+        close_locked(c, 0, "max_queued_bytes");
         ensure_finish(c);
     }
     conn_unlock(c);
@@ -238,6 +358,7 @@ static void fail_stream(ph_counters *k, ph_conn *c, ph_err code,
     }
     c->close_after_flush = 1;
     c->close_why = "protocol error";
+    c->close_by = GetTickCount64() + PH_CLOSE_GRACE_MS;
 }
 
 /* Take the hub's lock for the rest of this read's frames (c->lock held). */
@@ -262,22 +383,37 @@ static void hub_leave(ph_conn *c)
 
 /* The client's first bytes: read who it is (its token can be read once a
  * message has arrived) and introduce it to the hub. */
-static void join_hub(ph_counters *k, ph_conn *c)
+static int join_hub(ph_counters *k, ph_conn *c)
 {
     ph_conn_identity id;
+    char why[200];
     ph_err err;
 
     ph_identity_capture(c->pipe, c->peer.pid, &id);
     c->peer.pid = id.who.pid;
+    snprintf(c->who, sizeof c->who, "%s", id.account[0] ? id.account : id.sid);
     hub_enter(c);
-    err = ph_hub_connect(c->srv->hub, (uint32_t)c->peer.conn_id, c, &id.who);
-    if (err == PH_OK)
+    err = ph_hub_connect(c->srv->hub, (uint32_t)c->peer.conn_id, c, &id.who,
+                         why, sizeof why);
+    if (err == PH_OK) {
         c->in_hub = 1;
+    } else if (err == PH_EBUSY) {
+        if (ph_log_limit_allow())
+            ph_log(PH_LOG_WARN, "conn %llu pid %lu (%s): refused: %s",
+                   (unsigned long long)c->peer.conn_id,
+                   (unsigned long)c->peer.pid, c->who, why);
+        fail_stream(k, c, PH_EBUSY, why);
+        return -1;
+    } else {
+        fail_stream(k, c, PH_EINTERNAL, "server out of memory");
+        return -1;
+    }
     ph_log(PH_LOG_DEBUG, "conn %llu pid %lu: %s, %s, integrity %s%s, %s",
            (unsigned long long)c->peer.conn_id, (unsigned long)id.who.pid,
            id.sid, id.account[0] ? id.account : "(no account name)",
            id.integrity[0] ? id.integrity : "?", id.who.admin ? ", admin" : "",
            id.exe);
+    return 0;
 }
 
 /* The result of one decoder call: route a whole frame, or fail the stream.
@@ -297,6 +433,8 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
         return -1;
     }
     k->frames_in++;
+    c->frames_in++;
+    c->got_frame = 1;
     if (ph_router_is_builtin(f)) {
         /* The fast path: built-in routes never touch the hub's lock, unless
          * a monitor asked to see them. */
@@ -305,6 +443,7 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
                                &res);
         k->frames_out += res.frames;
         k->errors_sent += res.errors;
+        c->frames_out += res.frames;
         if (err == PH_OK && c->in_hub && ph_hub_watching_builtins(c->srv->hub)) {
             hub_enter(c);
             ph_hub_observe_builtin(c->srv->hub, (uint32_t)c->peer.conn_id, f,
@@ -325,16 +464,30 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
     return 0;
 }
 
-static void received(ph_counters *k, ph_conn *c, uint32_t n)
+/* Returns -1 when c was refused (its bytes are then not decoded). */
+static int received(ph_counters *k, ph_conn *c, uint32_t n)
 {
-    if (!c->in_hub && n > 0)
-        join_hub(k, c);
+    if (!c->in_hub && n > 0 && join_hub(k, c) != 0)
+        return -1;
     k->bytes_in += n;
+    c->bytes_in += n;
     c->last_active = GetTickCount64();
     /* A reload may have changed the frame limit: it applies from the next
      * frame on, also to clients that stay connected. */
     c->peer.max_frame = ph_server_live(c->srv)->max_frame_bytes;
     c->decoder.max_frame = c->peer.max_frame;
+    return 0;
+}
+
+/* After a read: is a frame left half-arrived, and since when? (The frame
+ * deadline runs from its first byte; a whole frame in this read means the
+ * partial one after it began here.) */
+static void note_partial(ph_conn *c, uint64_t frames_before)
+{
+    if (ph_decoder_idle(&c->decoder))
+        c->partial_since = 0;
+    else if (c->partial_since == 0 || (uint64_t)c->frames_in != frames_before)
+        c->partial_since = GetTickCount64();
 }
 
 /* n bytes of a large frame's tail arrived straight in the decoder. */
@@ -342,8 +495,11 @@ static void on_tail(ph_counters *k, ph_conn *c, uint32_t n)
 {
     ph_frame f;
 
-    received(k, c, n);
-    decoded(k, c, ph_decoder_commit(&c->decoder, n, &f), &f);
+    uint64_t before = (uint64_t)c->frames_in;
+
+    if (received(k, c, n) == 0)
+        decoded(k, c, ph_decoder_commit(&c->decoder, n, &f), &f);
+    note_partial(c, before);
     hub_leave(c);
 }
 
@@ -351,16 +507,21 @@ static void on_tail(ph_counters *k, ph_conn *c, uint32_t n)
 static void on_data(ph_counters *k, ph_conn *c, uint32_t n)
 {
     size_t off = 0, used;
+    uint64_t before = (uint64_t)c->frames_in;
     ph_frame f;
     ph_err err;
 
-    received(k, c, n);
+    if (received(k, c, n) != 0) {
+        hub_leave(c);
+        return;
+    }
     while (off < n) {
         err = ph_decoder_next(&c->decoder, c->rbuf + off, n - off, &used, &f);
         if (err == PH_EAGAIN || decoded(k, c, err, &f) != 0)
             break;
         off += used;
     }
+    note_partial(c, before);
     hub_leave(c);
     /* A read that filled the buffer says more is coming: read bigger. The
      * frames above may point into rbuf, so this waits until they are done. */
@@ -376,6 +537,10 @@ static void on_data(ph_counters *k, ph_conn *c, uint32_t n)
 static void wrote(ph_counters *k, ph_conn *c, DWORD n)
 {
     k->bytes_out += n;
+    c->bytes_out += n;
+    /* The client reads: a stall, if any, starts over. */
+    if (n > 0 && c->stall_since != 0)
+        c->stall_since = GetTickCount64();
     c->in_flight_done += n;
     if (c->in_flight_done >= c->in_flight.len)
         c->in_flight.len = c->in_flight_done = 0;
@@ -464,8 +629,13 @@ check:
 /* What the hub sees of c's backlog (ph_hub_io.queued). */
 static void publish_queued(ph_conn *c)
 {
-    c->owner_queued = (LONG64)(c->send_queue.len + c->in_flight.len -
-                               c->in_flight_done);
+    size_t q = c->send_queue.len + c->in_flight.len - c->in_flight_done;
+
+    c->owner_queued = (LONG64)q;
+    if (q < ph_server_live(c->srv)->send_queue_bytes)
+        c->stall_since = 0;
+    else if (c->stall_since == 0)
+        c->stall_since = GetTickCount64();
 }
 
 /* c->lock held. Move what other connections routed to c into its send
@@ -618,7 +788,8 @@ static void on_connect(ph_worker *w, ph_conn *c, DWORD error)
         c->state = PH_CONN_OPEN;
         c->peer.conn_id = ++srv->next_conn_id;
         c->peer.max_frame = live->max_frame_bytes;
-        c->last_active = GetTickCount64();
+        c->last_active = c->connected_at = GetTickCount64();
+        c->connected_ms = io_wall(NULL);
         srv->connections_total++;
         ph_list_push(&srv->open, c);
     }
@@ -644,9 +815,11 @@ static void on_connect(ph_worker *w, ph_conn *c, DWORD error)
     if (over) {
         /* Said with a frame rather than a refused connect, so the client
          * learns why instead of seeing a broken pipe. */
-        ph_log(PH_LOG_WARN, "conn %llu pid %lu: refused: max_connections "
-               "(%u) reached", (unsigned long long)c->peer.conn_id,
-               (unsigned long)pid, (unsigned)live->max_connections);
+        count(&srv->limits.max_connections);
+        if (ph_log_limit_allow())
+            ph_log(PH_LOG_WARN, "conn %llu pid %lu: refused: max_connections "
+                   "(%u) reached", (unsigned long long)c->peer.conn_id,
+                   (unsigned long)pid, (unsigned)live->max_connections);
         fail_stream(&w->counters, c, PH_EBUSY,
                     "server busy: max_connections reached");
     }
@@ -797,5 +970,20 @@ static void io_log(void *ctx, int level, const char *msg)
     ph_log((ph_log_level)level, "%s", msg);
 }
 
+static void io_conn_stats(void *ctx, void *conn, ph_conn_stats *out)
+{
+    ph_conn *c = conn;
+
+    /* Read without c's lock (the caller may hold another connection's):
+     * each is one aligned word, so a value is at worst a little old. */
+    out->connected_ms = c->connected_ms;
+    out->frames_in = (uint64_t)c->frames_in;
+    out->frames_out = (uint64_t)c->frames_out;
+    out->bytes_in = (uint64_t)c->bytes_in;
+    out->bytes_out = (uint64_t)c->bytes_out;
+    out->queued = (uint64_t)c->owner_queued;
+}
+
 const ph_hub_io ph_conn_hub_io = {NULL,     io_send, io_queued, io_kick,
-                                  io_close, io_now,  io_wall,   io_log};
+                                  io_close, io_now,  io_wall,   io_log,
+                                  io_conn_stats};

@@ -112,6 +112,34 @@ static int is_admin(HANDLE token, PSID user)
     return yes;
 }
 
+/* The token's enabled groups (not deny-only ones) as comma-separated SIDs,
+ * for [route.NAME] access rules. Cut at a whole SID if it does not fit. */
+static void groups_list(HANDLE token, char *out, size_t cap)
+{
+    TOKEN_GROUPS *g = token_info(token, TokenGroups);
+    size_t len = 0, n;
+    DWORD i;
+    char *sid;
+
+    out[0] = '\0';
+    for (i = 0; g != NULL && i < g->GroupCount; i++) {
+        DWORD a = g->Groups[i].Attributes;
+        if (!(a & SE_GROUP_ENABLED) || (a & SE_GROUP_USE_FOR_DENY_ONLY) ||
+            !ConvertSidToStringSidA(g->Groups[i].Sid, &sid))
+            continue;
+        n = strlen(sid);
+        if (len + n + 2 <= cap) {
+            if (len)
+                out[len++] = ',';
+            memcpy(out + len, sid, n + 1);
+            len += n;
+        }
+        LocalFree(sid);
+    }
+    if (g != NULL)
+        HeapFree(GetProcessHeap(), 0, g);
+}
+
 static void from_token(HANDLE token, ph_conn_identity *id)
 {
     TOKEN_USER *user = token_info(token, TokenUser);
@@ -126,9 +154,13 @@ static void from_token(HANDLE token, ph_conn_identity *id)
             LocalFree(sid);
         }
         account_name(user->User.Sid, id->account, sizeof id->account);
-        id->who.admin = is_admin(token, user->User.Sid);
+        /* A sandboxed token can carry its user SID deny-only: such a
+         * client is not that user for granting anything. */
+        id->who.admin = !(user->User.Attributes & SE_GROUP_USE_FOR_DENY_ONLY) &&
+                        is_admin(token, user->User.Sid);
         HeapFree(GetProcessHeap(), 0, user);
     }
+    groups_list(token, id->groups, sizeof id->groups);
     if (label != NULL) {
         PSID s = label->Label.Sid;
         UCHAR k = *GetSidSubAuthorityCount(s);
@@ -183,4 +215,5 @@ void ph_identity_capture(HANDLE pipe, ULONG pid, ph_conn_identity *id)
     id->who.logon_session = id->logon_session;
     id->who.integrity = id->integrity;
     id->who.exe = id->exe;
+    id->who.groups = id->groups;
 }

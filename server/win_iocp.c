@@ -14,15 +14,12 @@
 static void maybe_check_idle(ph_server *srv)
 {
     LONG64 due = srv->next_idle_check, now = (LONG64)GetTickCount64();
-    uint32_t idle_ms;
 
     if (now < due || InterlockedCompareExchange64(&srv->next_idle_check,
                                                   now + PH_IDLE_CHECK_MS,
                                                   due) != due)
         return;
-    idle_ms = ph_server_live(srv)->idle_timeout_ms;
-    if (idle_ms != 0)
-        ph_listener_close_idle(srv, idle_ms);
+    ph_listener_check(srv);
 }
 
 /* The hub's request deadlines, checked the same way at a finer grain. */

@@ -170,13 +170,36 @@ void ph_listener_stop(ph_server *srv, int force)
     LeaveCriticalSection(&srv->lock);
 }
 
-void ph_listener_close_idle(ph_server *srv, uint32_t idle_ms)
+void ph_listener_check(ph_server *srv)
 {
+    const ph_options *live = ph_server_live(srv);
     ULONGLONG now = GetTickCount64();
-    ph_conn *c;
+    uint64_t total = 0, most;
+    size_t q;
+    ph_conn *c, *worst;
 
     EnterCriticalSection(&srv->lock);
-    for (c = srv->open.head; c != NULL; c = c->next)
-        ph_conn_close_if_idle(c, now, idle_ms);
+    for (c = srv->open.head; c != NULL; c = c->next) {
+        q = ph_conn_check(c, now, live);
+        c->check_queued = q;
+        total += q;
+    }
+    /* The global cap: the connections holding the most go first, so the
+     * others keep working (dbus-broker blames the one that holds). */
+    while (total > live->max_queued_bytes) {
+        worst = NULL;
+        most = 0;
+        for (c = srv->open.head; c != NULL; c = c->next) {
+            if (c->check_queued > most) {
+                most = c->check_queued;
+                worst = c;
+            }
+        }
+        if (worst == NULL)
+            break;
+        ph_conn_close_for_memory(worst, (size_t)most, live->max_queued_bytes);
+        worst->check_queued = 0;
+        total -= most;
+    }
     LeaveCriticalSection(&srv->lock);
 }

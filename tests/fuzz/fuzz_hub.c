@@ -82,17 +82,27 @@ static void gone(uint32_t i)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ph_hub_limits l = fake_limits();
-    ph_route_rule rules[1] = {{"b.*", 50}};
+    ph_route_rule rules[2];
     size_t pos = 0;
     uint32_t i, k;
     const char *why;
     char arg[64];
 
+    memset(rules, 0, sizeof rules);
+    rules[0].name = "b.*";
+    rules[0].request_timeout_ms = 50;
+    rules[0].subscribe = "S-1-5-32-544";
+    rules[1].name = "a.b";
+    rules[1].call = "S-1-5-21-1-2-3-1001";
+    rules[1].min_integrity = 0x2000;
     l.max_inflight_per_client = 8;
+    l.max_routes_per_client = 3;
+    l.max_subscriptions_per_client = 3;
+    l.max_connections_per_user = 6;
     l.send_queue_bytes = 2048;
     l.request_timeout_ms = 1000;
     l.rules = rules;
-    l.nrules = 1;
+    l.nrules = 2;
     memset(S, 0, sizeof S);
     if (fake_start(&l) != PH_OK)
         return 0;

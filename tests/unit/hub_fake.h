@@ -92,8 +92,19 @@ static inline void fake_log(void *ctx, int level, const char *msg)
         printf("    log %d: %s\n", level, msg);
 }
 
-static const ph_hub_io fake_io = {NULL,     fake_send, fake_queued, fake_kick,
-                                  fake_close, fake_now, fake_now, fake_log};
+static inline void fake_conn_stats(void *ctx, void *conn, ph_conn_stats *out)
+{
+    uintptr_t id = (uintptr_t)conn;
+
+    (void)ctx;
+    out->connected_ms = 1000;
+    out->bytes_out = F.c[id].q.len;
+    out->queued = F.c[id].q.len - F.c[id].rd + F.c[id].extra;
+}
+
+static const ph_hub_io fake_io = {NULL,       fake_send, fake_queued,
+                                  fake_kick,  fake_close, fake_now,
+                                  fake_now,   fake_log,  fake_conn_stats};
 
 static const char *const fake_builtins[] = {"sys.ping", "sys.echo", NULL};
 
@@ -126,6 +137,28 @@ static inline void fake_stop(void)
     memset(&F, 0, sizeof F);
 }
 
+static inline ph_err fake_connect_full(uint32_t id, int admin, uint32_t pid,
+                                       const char *sid, uint32_t rid,
+                                       char *why, size_t why_cap)
+{
+    ph_identity who;
+    ph_err err;
+
+    memset(&who, 0, sizeof who);
+    who.pid = pid;
+    who.sid = sid;
+    who.account = "";
+    who.integrity = rid >= 0x3000 ? "high" : "medium";
+    who.integrity_rid = rid;
+    who.groups = "S-1-1-0,S-1-5-11";
+    who.admin = admin;
+    F.c[id].live = 1;
+    err = ph_hub_connect(F.hub, id, (void *)(uintptr_t)id, &who, why, why_cap);
+    if (err != PH_OK)
+        F.c[id].live = 0;
+    return err;
+}
+
 static inline ph_err fake_connect_as(uint32_t id, int admin, uint32_t pid)
 {
     ph_identity who;
@@ -139,9 +172,10 @@ static inline ph_err fake_connect_as(uint32_t id, int admin, uint32_t pid)
     who.integrity = "medium";
     who.integrity_rid = 0x2000;
     who.exe = "C:\\test\\client.exe";
+    who.groups = "S-1-1-0,S-1-5-11,S-1-5-32-545";
     who.admin = admin;
     F.c[id].live = 1;
-    err = ph_hub_connect(F.hub, id, (void *)(uintptr_t)id, &who);
+    err = ph_hub_connect(F.hub, id, (void *)(uintptr_t)id, &who, NULL, 0);
     if (err != PH_OK)
         F.c[id].live = 0;
     return err;

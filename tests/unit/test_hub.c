@@ -332,9 +332,14 @@ static void test_timeout_and_late_reply(void)
 {
     ph_frame f;
     ph_hub_limits l = fake_limits();
-    ph_route_rule rules[2] = {{"slow.*", 5000}, {"slow.fast", 200}};
+    ph_route_rule rules[2];
     uint32_t a, b;
 
+    memset(rules, 0, sizeof rules);
+    rules[0].name = "slow.*";
+    rules[0].request_timeout_ms = 5000;
+    rules[1].name = "slow.fast";
+    rules[1].request_timeout_ms = 200;
     l.request_timeout_ms = 1000;
     l.rules = rules;
     l.nrules = 2;
@@ -729,6 +734,140 @@ static void test_allocation_failures(void)
     }
 }
 
+static void test_access_rules(void)
+{
+    ph_hub_limits l = fake_limits();
+    ph_route_rule rules[5];
+    ph_frame f;
+
+    memset(rules, 0, sizeof rules);
+    rules[0].name = "pay.*";
+    rules[0].call = "S-1-5-32-544";                 /* administrators */
+    rules[0].provide = "S-1-5-18,S-1-5-21-1-2-3-1001"; /* SYSTEM, conn 1 */
+    rules[1].name = "secret";
+    rules[1].min_integrity = 0x3000;                /* high */
+    rules[2].name = "news.*";
+    rules[2].subscribe = "S-1-5-32-544";
+    rules[3].name = "alerts";
+    rules[3].publish = "S-1-5-18";
+    rules[4].name = "sys.clients";
+    rules[4].call = "S-1-5-11";                     /* authenticated users */
+    l.rules = rules;
+    l.nrules = 5;
+    CHECK_EQ(fake_start(&l), PH_OK);
+    F.quiet = 1;
+    CHECK_EQ(fake_connect(1), PH_OK);               /* S-...-1001, medium */
+    CHECK_EQ(fake_connect_full(2, 0, 2002, "S-1-5-21-9-9-9-2000", 0x2000,
+                               NULL, 0), PH_OK);
+    CHECK_EQ(fake_connect_full(3, 1, 3003, "S-1-5-18", 0x4000, NULL, 0),
+             PH_OK);
+
+    /* provide: conn 1 is listed by SID, conn 2 is not. */
+    CHECK_EQ(fake_req(1, "sys.register", 1, "pay.*"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK_EQ(fake_req(2, "sys.register", 1, "pay.*"), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK(payload_has(&f, "[route.pay.*] provide"));
+    /* call: only administrators (by group); conn 3's groups lack it too. */
+    CHECK_EQ(fake_req(2, "pay.get", 2, ""), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK(payload_has(&f, "[route.pay.*] call"));
+    EXPECT_NONE(1);
+    /* min_integrity: medium refused, system allowed. */
+    CHECK_EQ(fake_req(2, "sys.register", 3, "secret"), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK(payload_has(&f, "min_integrity"));
+    CHECK_EQ(fake_req(3, "sys.register", 1, "secret"), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK_EQ(fake_req(1, "secret", 4, ""), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    /* subscribe: refused by name, and "*" does not get around it. */
+    CHECK_EQ(fake_req(2, "sys.subscribe", 5, "news.today"), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK_EQ(fake_req(2, "sys.subscribe", 6, "*"), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK_EQ(fake_frame(1, PH_EVENT, "news.today", 0, 0, "x", 1), PH_OK);
+    EXPECT_NONE(2);
+    CHECK_EQ(fake_frame(1, PH_EVENT, "weather", 0, 0, "y", 1), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK(route_is(&f, "weather"));
+    /* publish: only SYSTEM. */
+    CHECK_EQ(fake_frame(1, PH_EVENT, "alerts", 0, 0, "z", 1), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    EXPECT_NONE(2);
+    CHECK_EQ(fake_frame(3, PH_EVENT, "alerts", 0, 0, "z", 1), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK(route_is(&f, "alerts"));
+    /* sys.clients: opened to authenticated users by a rule; sys.monitor
+     * stays admin-only. */
+    CHECK_EQ(fake_req(2, "sys.clients", 7, ""), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK(payload_has(&f, "\"conn_id\":1,"));
+    CHECK(payload_has(&f, "\"routes\":[\"pay.*\"]"));
+    CHECK(payload_has(&f, "\"subscriptions\":[\"*\"]"));
+    CHECK_EQ(fake_req(2, "sys.monitor", 8, ""), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK_EQ(stats().access_denied, 7);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+static void test_limits(void)
+{
+    ph_hub_limits l = fake_limits();
+    char why[160];
+    ph_frame f;
+
+    l.max_routes_per_client = 2;
+    l.max_subscriptions_per_client = 2;
+    l.max_connections_per_user = 2;
+    CHECK_EQ(fake_start(&l), PH_OK);
+    F.quiet = 1;
+    CHECK_EQ(fake_connect(1), PH_OK);
+    CHECK_EQ(fake_connect(2), PH_OK); /* both S-1-5-21-1-2-3-1001 */
+    why[0] = '\0';
+    CHECK_EQ(fake_connect_full(3, 0, 3, "S-1-5-21-1-2-3-1001", 0x2000, why,
+                               sizeof why), PH_EBUSY);
+    CHECK(strstr(why, "max_connections_per_user (2)") != NULL);
+    CHECK_EQ(fake_connect_full(4, 0, 4, "S-1-5-21-7-7-7-7", 0x2000, NULL, 0),
+             PH_OK);
+    fake_disconnect(2);
+    CHECK_EQ(fake_connect(3), PH_OK);
+    CHECK_EQ(stats().limit_max_connections_per_user, 1);
+
+    CHECK_EQ(fake_req(1, "sys.register", 1, "a"), PH_OK);
+    CHECK_EQ(fake_req(1, "sys.register", 2, "b"), PH_OK);
+    CHECK_EQ(fake_req(1, "sys.register", 3, "c"), PH_OK);
+    CHECK_EQ(fake_req(1, "sys.subscribe", 4, "a"), PH_OK);
+    CHECK_EQ(fake_req(1, "sys.subscribe", 5, "b"), PH_OK);
+    CHECK_EQ(fake_req(1, "sys.subscribe", 6, "c"), PH_OK);
+    EXPECT_NEXT(1, &f);
+    EXPECT_NEXT(1, &f);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EBUSY);
+    CHECK(payload_has(&f, "max_routes_per_client (2)"));
+    EXPECT_NEXT(1, &f);
+    EXPECT_NEXT(1, &f);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.status, PH_EBUSY);
+    CHECK(payload_has(&f, "max_subscriptions_per_client (2)"));
+    CHECK_EQ(stats().limit_max_routes, 1);
+    CHECK_EQ(stats().limit_max_subscriptions, 1);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
 int main(void)
 {
     PH_RUN(test_call_through_provider);
@@ -745,6 +884,8 @@ int main(void)
     PH_RUN(test_monitor);
     PH_RUN(test_views);
     PH_RUN(test_caller_gone);
+    PH_RUN(test_access_rules);
+    PH_RUN(test_limits);
     PH_RUN(test_allocation_failures);
     return ph_test_summary();
 }

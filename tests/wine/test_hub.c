@@ -919,6 +919,7 @@ static int hub_stats(conn *c, hstats *st)
 #define CHECK_DAEMON_INI(ini_text, d)                                         \
     do {                                                                      \
         char ph__name[64], ph__ini[MAX_PATH + 64], ph__extra[MAX_PATH + 80];  \
+        int ph__rc;                                                           \
         case_pipe(ph__name, sizeof ph__name);                                 \
         ph__extra[0] = '\0';                                                  \
         if (ini_text) {                                                       \
@@ -926,7 +927,13 @@ static int hub_stats(conn *c, hstats *st)
             say("config: %s", (const char *)(ini_text));                      \
             snprintf(ph__extra, sizeof ph__extra, "--config \"%s\"", ph__ini);\
         }                                                                     \
-        CHECK_DAEMON(ph__name, ph__extra[0] ? ph__extra : NULL, d);           \
+        ph__rc = daemon_start(ph__name, ph__extra[0] ? ph__extra : NULL, &(d)); \
+        if (ini_text)                                                         \
+            DeleteFileA(ph__ini); /* read at start; no reload here */         \
+        if (ph__rc != 0) {                                                    \
+            PH_FAIL_HERE("pipehubd did not start on %s", ph__name);           \
+            return;                                                           \
+        }                                                                     \
     } while (0)
 
 /* ---- sys.register --------------------------------------------------------- */
@@ -2010,11 +2017,13 @@ static int expect_timeout_at(conn *c, uint32_t id, uint64_t t0, uint64_t lo,
 
 /* timeout: a provider that does not answer; the caller gets ERROR TIMEOUT
  * after the route's own request_timeout_ms ([route.to.fast], 300 ms) or the
- * global one (2000 ms), within a sweep's slack; late, unknown and repeated
- * answers are dropped without a word to anyone and counted. */
+ * global one (2000 ms), not before, and at most 700 ms late (docs/CONFIG.md:
+ * deadlines are checked every 100 ms; the rest is slack for a loaded Wine,
+ * where +101 ms was the worst seen beside the call storm); late, unknown and
+ * repeated answers are dropped without a word to anyone and counted. */
 static void case_timeout(void)
 {
-    enum { GLOBAL_MS = 2000, ROUTE_MS = 300, SLACK_MS = 1100 };
+    enum { GLOBAL_MS = 2000, ROUTE_MS = 300, SLACK_MS = 700 };
     daemon *d;
     conn *p, *c;
     hstats s0, s1;
@@ -2270,8 +2279,16 @@ static void case_route_events(void)
  * provider, and to a provider holding no unanswered request from ID; a
  * provider that holds one gets the caller's identity as the hub saw it.
  *
- * Under Wine 8 (seen here) the reply reads:
- *   (filled in from the printed JSON, see the report of the first run) */
+ * What Wine 8 gives (pipehubd and the test started from a root shell):
+ *   {"conn_id":3,"pid":968,"process_start":134406629855263400,
+ *    "sid":"S-1-5-21-0-0-0-1000","account":"VM\\root",
+ *    "logon_session":"0x0:0x0","integrity":"high","integrity_rid":12288,
+ *    "exe":"Z:\\work\\main\\build\\mingw\\test_hub.exe","admin":true}
+ * pid: the test's own; process_start: a real FILETIME; sid: Wine's one user
+ * (every process); account: HOST\user of the Unix user; logon_session: 0
+ * (Wine has no logon sessions); integrity high and admin true (Wine runs
+ * everything elevated); exe: the Z: (Unix root) path. Only conn_id, pid, sid
+ * and exe are asserted: the rest differs on Windows by design. */
 static void case_client_identity(void)
 {
     daemon *d;
@@ -2517,7 +2534,10 @@ static void monitor_allowed(void)
  * be shown there and is skipped. On Windows the probe connects while its
  * thread impersonates a restricted copy of the test's token in which the
  * user's SID and BUILTIN\Administrators are deny-only: through the pipe the
- * hub then sees a client that is neither. */
+ * hub then sees a client that is neither. (Not yet run on Windows. It
+ * expects the hub to treat a deny-only user SID as not the account, as it
+ * already treats a deny-only Administrators group as not admin; a plain
+ * EqualSid on TokenUser lets this client in, and this case then fails.) */
 static void monitor_refused(void)
 {
     daemon *d;
