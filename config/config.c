@@ -129,31 +129,183 @@ static void route_section(loader *l, const char *section)
     l->opts.nroutes++;
 }
 
+static ph_sid_resolver resolver;
+static void *resolver_ctx;
+
+void ph_config_set_resolver(ph_sid_resolver fn, void *ctx)
+{
+    resolver = fn;
+    resolver_ctx = ctx;
+}
+
+/* The SDDL abbreviations of well-known SIDs an admin is likely to write. */
+static const struct {
+    const char *abbr, *sid;
+} well_known[] = {
+    {"SY", "S-1-5-18"},     {"LS", "S-1-5-19"},     {"NS", "S-1-5-20"},
+    {"BA", "S-1-5-32-544"}, {"BU", "S-1-5-32-545"}, {"BG", "S-1-5-32-546"},
+    {"PU", "S-1-5-32-547"}, {"AU", "S-1-5-11"},     {"IU", "S-1-5-4"},
+    {"SU", "S-1-5-6"},      {"NU", "S-1-5-2"},      {"AN", "S-1-5-7"},
+    {"WD", "S-1-1-0"},      {"RD", "S-1-5-32-555"}, {"NO", "S-1-5-32-556"},
+    {"CO", "S-1-3-0"},      {"CG", "S-1-3-1"},      {"OW", "S-1-3-4"},
+    {"RC", "S-1-5-12"},     {"AC", "S-1-15-2-1"},
+};
+
+/* "S-1-" then digits and dashes, no empty part. */
+static int sid_syntax(const char *s, size_t n)
+{
+    size_t i;
+
+    if (n < 5 || n > 184 || memcmp(s, "S-1-", 4) != 0)
+        return 0;
+    for (i = 4; i < n; i++) {
+        if (s[i] == '-' ? s[i - 1] == '-' : (s[i] < '0' || s[i] > '9'))
+            return 0;
+    }
+    return s[n - 1] != '-';
+}
+
+ph_err ph_config_parse_access_list(const char *text, char *out, size_t cap,
+                                   char *why, size_t why_cap)
+{
+    char entry[256], sid[192];
+    const char *p = text, *end, *a, *b;
+    size_t len = 0, n, i;
+
+    if (cap == 0)
+        return PH_EINVAL;
+    out[0] = '\0';
+    for (;;) {
+        end = strchr(p, ',');
+        if (end == NULL)
+            end = p + strlen(p);
+        for (a = p; a < end && (*a == ' ' || *a == '\t'); a++)
+            ;
+        for (b = end; b > a && (b[-1] == ' ' || b[-1] == '\t'); b--)
+            ;
+        n = (size_t)(b - a);
+        if (n == 0 || n >= sizeof entry) {
+            snprintf(why, why_cap, n == 0 ? "empty entry in the list" :
+                     "an entry of the list is too long");
+            return PH_EINVAL;
+        }
+        memcpy(entry, a, n);
+        entry[n] = '\0';
+        sid[0] = '\0';
+        if (sid_syntax(entry, n)) {
+            memcpy(sid, entry, n + 1);
+        } else {
+            for (i = 0; i < sizeof well_known / sizeof well_known[0]; i++)
+                if (strcmp(entry, well_known[i].abbr) == 0)
+                    snprintf(sid, sizeof sid, "%s", well_known[i].sid);
+            if (sid[0] == '\0') {
+                if (resolver == NULL) {
+                    snprintf(why, why_cap, "unknown account '%s' (write a SID "
+                             "or an SDDL abbreviation such as BA)", entry);
+                    return PH_EINVAL;
+                }
+                if (resolver(resolver_ctx, entry, sid, sizeof sid, why,
+                             why_cap) != 0)
+                    return PH_EINVAL;
+                if (!sid_syntax(sid, strlen(sid))) {
+                    snprintf(why, why_cap, "account '%s' did not resolve to "
+                             "a SID", entry);
+                    return PH_EINVAL;
+                }
+            }
+        }
+        n = strlen(sid);
+        if (len + n + (len ? 1 : 0) + 1 > cap) {
+            snprintf(why, why_cap, "the list is too long (at most %u bytes "
+                     "of SIDs)", (unsigned)cap - 1);
+            return PH_EINVAL;
+        }
+        if (len)
+            out[len++] = ',';
+        memcpy(out + len, sid, n + 1);
+        len += n;
+        if (*end == '\0')
+            return PH_OK;
+        p = end + 1;
+    }
+}
+
+static uint32_t integrity_rid(const char *v)
+{
+    static const struct {
+        const char *name;
+        uint32_t rid;
+    } levels[] = {{"low", 0x1000}, {"medium", 0x2000}, {"high", 0x3000},
+                  {"system", 0x4000}};
+    size_t i;
+
+    for (i = 0; i < sizeof levels / sizeof levels[0]; i++)
+        if (strcmp(v, levels[i].name) == 0)
+            return levels[i].rid;
+    return 0;
+}
+
 static void route_pair(loader *l, const char *section, const char *name,
                        const char *value)
 {
     ph_route_section *r = route_find(&l->opts, section + 6);
     const ph_option_def *d = ph_option_find_in("limits", "request_timeout_ms");
-    char why[MSG_MAX - 64];
-    ph_options tmp;
+    char why[MSG_MAX - 64], *list = NULL;
+    uint32_t saved;
 
     if (r == NULL)
         return; /* the header was reported */
+    if (strcmp(name, "call") == 0)
+        list = r->call;
+    else if (strcmp(name, "provide") == 0)
+        list = r->provide;
+    else if (strcmp(name, "publish") == 0)
+        list = r->publish;
+    else if (strcmp(name, "subscribe") == 0)
+        list = r->subscribe;
+    if (list != NULL) {
+        if (list[0] != '\0') {
+            problem(l, l->real_line, "duplicate key '%s' in [%s]", name,
+                    section);
+            return;
+        }
+        if (ph_config_parse_access_list(value, list, PH_RULE_LIST_MAX, why,
+                                        sizeof why) != PH_OK) {
+            list[0] = '\0';
+            problem(l, l->real_line, "[%s] %s: %s", section, name, why);
+        }
+        return;
+    }
+    if (strcmp(name, "min_integrity") == 0) {
+        if (r->min_integrity != 0) {
+            problem(l, l->real_line, "duplicate key '%s' in [%s]", name,
+                    section);
+            return;
+        }
+        r->min_integrity = integrity_rid(value);
+        if (r->min_integrity == 0)
+            problem(l, l->real_line, "[%s] min_integrity must be low, medium, "
+                    "high or system, not '%s'", section, value);
+        return;
+    }
     if (strcmp(name, "request_timeout_ms") != 0) {
         problem(l, l->real_line, "unknown key '%s' in [%s] (a route section "
-                "takes request_timeout_ms)", name, section);
+                "takes request_timeout_ms, call, provide, publish, subscribe "
+                "and min_integrity)", name, section);
         return;
     }
     if (r->request_timeout_ms != 0) {
         problem(l, l->real_line, "duplicate key '%s' in [%s]", name, section);
         return;
     }
-    tmp = l->opts;
-    if (ph_option_set(&tmp, d, value, why, sizeof why) != PH_OK) {
+    /* Parsed by the [limits] row, for the same bounds and messages. */
+    saved = l->opts.request_timeout_ms;
+    if (ph_option_set(&l->opts, d, value, why, sizeof why) != PH_OK) {
         problem(l, l->real_line, "%s", why);
         return;
     }
-    r->request_timeout_ms = tmp.request_timeout_ms;
+    r->request_timeout_ms = l->opts.request_timeout_ms;
+    l->opts.request_timeout_ms = saved;
 }
 
 /* Levenshtein distance, capped: names are short. */

@@ -35,6 +35,23 @@ unsigned ph_config_merge_live(const ph_options *running,
                               const ph_options *loaded, ph_options *out,
                               ph_config_report report, void *ctx);
 
+/* Turns an account or group name from an access list ("NT SERVICE\foo",
+ * "BUILTIN\Users") into a SID string in sid (cap bytes). Returns 0, or -1
+ * with a reason in why. SID strings ("S-1-5-18") and SDDL abbreviations
+ * ("SY", "BA", "AU", "IU", ...) are understood without one. */
+typedef int (*ph_sid_resolver)(void *ctx, const char *name, char *sid,
+                               size_t cap, char *why, size_t why_cap);
+
+/* Install the resolver every later load uses (the Windows build installs
+ * one that asks the local machine; without one a name is an error). Call
+ * before loading, from one thread. */
+void ph_config_set_resolver(ph_sid_resolver fn, void *ctx);
+
+/* Resolve one access list into comma-separated SIDs in out. PH_EINVAL with
+ * why naming the bad entry. Exposed for the fuzzer and tests. */
+ph_err ph_config_parse_access_list(const char *text, char *out, size_t cap,
+                                   char *why, size_t why_cap);
+
 /* The known key closest to name (edit distance <= 2), or NULL. */
 const char *ph_config_suggest(const char *section, const char *name);
 

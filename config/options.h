@@ -27,9 +27,17 @@
 #define PH_ROUTE_SECTIONS_MAX 32
 #define PH_ROUTE_SECTION_NAME_MAX 191 /* an INI line holds 198 characters */
 
+/* A resolved access list: SIDs separated by commas; "" when not set. */
+#define PH_RULE_LIST_MAX 512
+
 typedef struct ph_route_section {
     char name[PH_ROUTE_SECTION_NAME_MAX + 1];
     uint32_t request_timeout_ms; /* 0: [limits] request_timeout_ms */
+    char call[PH_RULE_LIST_MAX];      /* who may send requests to it */
+    char provide[PH_RULE_LIST_MAX];   /* who may register it */
+    char publish[PH_RULE_LIST_MAX];   /* who may publish events on it */
+    char subscribe[PH_RULE_LIST_MAX]; /* who may receive its events */
+    uint32_t min_integrity;      /* integrity RID required; 0: none */
 } ph_route_section;
 
 typedef struct ph_options {

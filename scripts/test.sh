@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run):
 #  1. native unit tests of the portable core, gcc with ASan and UBSan;
-#  2. bounded libFuzzer runs of the frame decoder, the INI reader and the
-#     hub, clang;
+#  2. bounded libFuzzer runs of the frame decoder, the INI reader, the hub
+#     and the [route.NAME] rule parser, clang;
 #  3. the Windows build's unit and integration tests under Wine.
 # Each step is a ctest run; the last line adds the three up.
 source "$(dirname "$0")/common.sh"
@@ -38,9 +38,9 @@ CC=gcc cmake -S . -B "$PH_BUILD/native" -DPH_SANITIZE=address,undefined -DPH_REQ
 cmake --build "$PH_BUILD/native" -j"$(nproc)"
 run_ctest --test-dir "$PH_BUILD/native"
 
-echo "== fuzz build (clang, libFuzzer+ASan+UBSan): bounded fuzz runs of the frame decoder, the INI reader and the hub"
+echo "== fuzz build (clang, libFuzzer+ASan+UBSan): bounded fuzz runs of the frame decoder, the INI reader, the hub and the rule parser"
 CC=clang cmake -S . -B "$PH_BUILD/fuzz" -DPH_FUZZ=ON -DPH_SANITIZE=address,undefined -DPH_REQUIRE_INIH=ON >/dev/null
-cmake --build "$PH_BUILD/fuzz" -j"$(nproc)" --target fuzz_frame fuzz_ini fuzz_hub
+cmake --build "$PH_BUILD/fuzz" -j"$(nproc)" --target fuzz_frame fuzz_ini fuzz_hub fuzz_rules
 run_ctest --test-dir "$PH_BUILD/fuzz" -L fuzz
 
 echo "== Windows build (mingw-w64): unit and integration tests under Wine"

@@ -221,6 +221,8 @@ void ph_listener_stop(ph_server *srv, int force);
 void ph_listener_check(ph_server *srv);
 
 /* win_identity.c: who the client is (reads the pipe's client token). */
+int ph_win_resolve_account(void *ctx, const char *name, char *sid, size_t cap,
+                           char *why, size_t why_cap);
 void ph_identity_capture(HANDLE pipe, ULONG pid, ph_conn_identity *id);
 
 /* server.c: the hub's limits from a generation. */

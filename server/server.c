@@ -117,8 +117,14 @@ static ph_generation *new_generation(const ph_options *opts, uint32_t number)
     memset(g, 0, sizeof *g);
     g->opts = *opts;
     for (i = 0; i < opts->nroutes; i++) {
-        g->rules[i].name = g->opts.routes[i].name;
-        g->rules[i].request_timeout_ms = g->opts.routes[i].request_timeout_ms;
+        const ph_route_section *r = &g->opts.routes[i];
+        g->rules[i].name = r->name;
+        g->rules[i].request_timeout_ms = r->request_timeout_ms;
+        g->rules[i].call = r->call[0] ? r->call : NULL;
+        g->rules[i].provide = r->provide[0] ? r->provide : NULL;
+        g->rules[i].publish = r->publish[0] ? r->publish : NULL;
+        g->rules[i].subscribe = r->subscribe[0] ? r->subscribe : NULL;
+        g->rules[i].min_integrity = r->min_integrity;
     }
     g->number = number;
     g->loaded_ms = unix_ms();
@@ -334,6 +340,11 @@ ph_err ph_server_reload(ph_server *srv)
 out:
     LeaveCriticalSection(&srv->reload_lock);
     return err;
+}
+
+void ph_server_init_config(void)
+{
+    ph_config_set_resolver(ph_win_resolve_account, NULL);
 }
 
 uint32_t ph_server_generation(ph_server *srv)

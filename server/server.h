@@ -36,6 +36,10 @@ void ph_server_stop(ph_server *srv, ph_progress_fn progress, void *ctx);
  * PH_OK when the file was applied. Safe to call from any thread. */
 ph_err ph_server_reload(ph_server *srv);
 
+/* Let config files name accounts and groups in [route.NAME] access lists
+ * (config.h ph_config_set_resolver). Call once before loading a file. */
+void ph_server_init_config(void);
+
 /* Which config generation is running (1 at start, +1 per applied reload). */
 uint32_t ph_server_generation(ph_server *srv);
 

@@ -177,6 +177,36 @@ static void from_token(HANDLE token, ph_conn_identity *id)
                  (unsigned long)st.AuthenticationId.LowPart);
 }
 
+/* The config loader's resolver (config.h ph_sid_resolver): an account or
+ * group name from an access list, looked up when the file is loaded (at
+ * start, check-config and reload), never while routing. */
+int ph_win_resolve_account(void *ctx, const char *name, char *sid, size_t cap,
+                           char *why, size_t why_cap)
+{
+    WCHAR wname[256], domain[256];
+    BYTE buf[SECURITY_MAX_SID_SIZE];
+    DWORD nsid = sizeof buf, ndom = 256;
+    SID_NAME_USE use;
+    char *text;
+
+    if (MultiByteToWideChar(CP_UTF8, 0, name, -1, wname, 256) <= 0) {
+        snprintf(why, why_cap, "account name '%s' is too long", name);
+        return -1;
+    }
+    if (!LookupAccountNameW(NULL, wname, buf, &nsid, domain, &ndom, &use)) {
+        snprintf(why, why_cap, "unknown account '%s' (error %lu)", name,
+                 (unsigned long)GetLastError());
+        return -1;
+    }
+    if (!ConvertSidToStringSidA((PSID)buf, &text)) {
+        snprintf(why, why_cap, "account '%s': no SID string", name);
+        return -1;
+    }
+    snprintf(sid, cap, "%s", text);
+    LocalFree(text);
+    return 0;
+}
+
 void ph_identity_capture(HANDLE pipe, ULONG pid, ph_conn_identity *id)
 {
     HANDLE proc, token = NULL;

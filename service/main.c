@@ -360,6 +360,9 @@ int main(int argc, char **argv)
     size_t i;
     int rc;
 
+    /* Every verb that loads a file (run, the service, check-config) may
+     * meet account names in [route.NAME] access lists. */
+    ph_server_init_config();
     if (argc < 2) {
         fprintf(stderr, "pipehubd: no command given\n");
         usage(stderr);

@@ -286,12 +286,12 @@ static void test_route_sections(void)
 
     /* Bad names, keys and values, each with its line. */
     CHECK_EQ(load("[route.a*]\nrequest_timeout_ms = 100\n"
-                  "[route.ok]\ncall = everyone\n"
+                  "[route.ok]\ncolour = blue\n"
                   "request_timeout_ms = 5\n"
                   "[route.ok]\nrequest_timeout_ms = 200\n"
                   "request_timeout_ms = 300\n", &o, &ms), PH_EINVAL);
     CHECK_HAS(ms, "pipehub.ini:1: [route.a*]: 'a*' is not a route");
-    CHECK_HAS(ms, "pipehub.ini:4: unknown key 'call' in [route.ok]");
+    CHECK_HAS(ms, "pipehub.ini:4: unknown key 'colour' in [route.ok]");
     CHECK_HAS(ms, "pipehub.ini:5: ");
     CHECK_HAS(ms, "pipehub.ini:8: duplicate key 'request_timeout_ms' in [route.ok]");
     CHECK_EQ(ms.count, 4);
@@ -303,6 +303,72 @@ static void test_route_sections(void)
     CHECK_EQ(ph_config_merge_live(&running, &o, &merged, NULL, NULL), 0);
     CHECK_EQ(merged.nroutes, 1);
     CHECK_STR(merged.routes[0].name, "y");
+}
+
+/* A resolver that knows two names, as the Windows one would ask the
+ * machine. */
+static int fake_resolve(void *ctx, const char *name, char *sid, size_t cap,
+                        char *why, size_t why_cap)
+{
+    (void)ctx;
+    if (strcmp(name, "NT SERVICE\\billing") == 0) {
+        snprintf(sid, cap, "S-1-5-80-1-2-3-4-5");
+        return 0;
+    }
+    if (strcmp(name, "CONTOSO\\bob") == 0) {
+        snprintf(sid, cap, "not a sid");
+        return 0;
+    }
+    snprintf(why, why_cap, "unknown account '%s'", name);
+    return -1;
+}
+
+static void test_access_rules(void)
+{
+    ph_options o;
+    msgs ms;
+    char out[PH_RULE_LIST_MAX], why[128];
+
+    /* SIDs and abbreviations need no resolver. */
+    CHECK_EQ(load("[route.pay.*]\ncall = SY, BA,S-1-5-21-1-2-3-1001\n"
+                  "provide = NS\npublish = WD\nsubscribe = AU, IU\n"
+                  "min_integrity = high\n", &o, &ms), PH_OK);
+    CHECK_EQ(ms.count, 0);
+    CHECK_STR(o.routes[0].call, "S-1-5-18,S-1-5-32-544,S-1-5-21-1-2-3-1001");
+    CHECK_STR(o.routes[0].provide, "S-1-5-20");
+    CHECK_STR(o.routes[0].publish, "S-1-1-0");
+    CHECK_STR(o.routes[0].subscribe, "S-1-5-11,S-1-5-4");
+    CHECK_EQ(o.routes[0].min_integrity, 0x3000);
+
+    /* Names need the resolver; without one they are errors. */
+    CHECK_EQ(load("[route.a]\ncall = NT SERVICE\\billing\n", &o, &ms),
+             PH_EINVAL);
+    CHECK_HAS(ms, "pipehub.ini:2: [route.a] call: unknown account 'NT SERVICE\\billing'");
+    ph_config_set_resolver(fake_resolve, NULL);
+    CHECK_EQ(load("[route.a]\ncall = NT SERVICE\\billing, SY\n", &o, &ms),
+             PH_OK);
+    CHECK_STR(o.routes[0].call, "S-1-5-80-1-2-3-4-5,S-1-5-18");
+    CHECK_EQ(load("[route.a]\ncall = ghost\nprovide = CONTOSO\\bob\n"
+                  "publish = SY,,BA\nsubscribe = S-1-5-\n"
+                  "min_integrity = extreme\ncall = SY\n", &o, &ms),
+             PH_EINVAL);
+    ph_config_set_resolver(NULL, NULL);
+    CHECK_HAS(ms, "pipehub.ini:2: [route.a] call: unknown account 'ghost'");
+    CHECK_HAS(ms, "pipehub.ini:3: [route.a] provide: account 'CONTOSO\\bob' did not resolve");
+    CHECK_HAS(ms, "pipehub.ini:4: [route.a] publish: empty entry");
+    CHECK_HAS(ms, "pipehub.ini:5: [route.a] subscribe: unknown account 'S-1-5-'");
+    CHECK_HAS(ms, "pipehub.ini:6: [route.a] min_integrity must be low, medium, high or system");
+    CHECK_EQ(ms.count, 5); /* line 7: call was never set, so no duplicate */
+
+    /* The list is bounded. */
+    CHECK_EQ(ph_config_parse_access_list("SY,SY,SY,SY,SY,SY,SY,SY,SY,SY,SY,"
+                                         "SY,SY,SY,SY,SY,SY,SY,SY,SY,SY,SY,"
+                                         "SY,SY,SY,SY,SY,SY,SY,SY,SY,SY,SY,"
+                                         "SY,SY,SY,SY,SY,SY,SY,SY,SY,SY,SY,"
+                                         "SY,SY,SY,SY,SY,SY,SY,SY,SY,SY,SY,"
+                                         "SY,SY,SY,SY,SY", out, sizeof out,
+                                         why, sizeof why), PH_EINVAL);
+    CHECK(strstr(why, "too long") != NULL);
 }
 
 static void test_table_ini_and_docs_agree(void)
@@ -391,6 +457,7 @@ int main(void)
     PH_RUN(test_bad_file_changes_nothing);
     PH_RUN(test_merge_live);
     PH_RUN(test_route_sections);
+    PH_RUN(test_access_rules);
     PH_RUN(test_table_ini_and_docs_agree);
     return ph_test_summary();
 }
