@@ -1,24 +1,38 @@
 /* pipehub client library (client/pipehub.h): one connection, any number of
- * calls in flight, every wait bounded by a caller's timeout.
+ * calls in flight, subscriptions and served routes, every wait bounded by a
+ * caller's timeout.
  *
  * The library keeps no global state. Each ph_client has one read and one
- * write OVERLAPPED (each with its own event), and at most one of each is in
- * flight. Their buffers belong to the client, so an operation may stay in
- * flight between calls into the library (a call that timed out does not
- * cancel the write that carries later requests); ph_client_close cancels
- * and waits for both before it frees anything, so the kernel never writes
- * into freed memory.
+ * write OVERLAPPED, and at most one of each is in flight. Both signal the
+ * same manual-reset event, which is also the handle ph_client_waitable
+ * gives out and the one other threads set when they queue a reply: one
+ * handle says "something to do", so an application can wait on many
+ * clients at once. Their buffers belong to the client, so an operation may
+ * stay in flight between calls into the library (a call that timed out does
+ * not cancel the write that carries later requests); ph_client_close
+ * cancels and waits for both before it frees anything, so the kernel never
+ * writes into freed memory.
  *
- * The data path, per poll: every request queued since the last write leaves
- * in one WriteFile; a read is posted only while calls are outstanding, and
- * is retried at once after it finds data (a read that finds data waiting
- * costs one call; one that pends costs several under Wine); every frame of a
- * read is handed to its callback before the next read. */
+ * The data path, per poll: everything queued since the last write leaves in
+ * one WriteFile; a read is posted only while there is something to read for
+ * (calls outstanding, subscriptions, routes served), and is retried at once
+ * after it finds data (a read that finds data waiting costs one call; one
+ * that pends costs several under Wine); every frame of a read is handed to
+ * its callback before the next read; what the callbacks queued leaves
+ * before the poll returns.
+ *
+ * Locking: one CRITICAL_SECTION guards what other threads touch: the list of
+ * requests handed to handlers and not answered yet, and the queue of
+ * replies made on other threads (xqueue). Everything else belongs to the
+ * driving thread. A reply made on the thread that is polling goes straight
+ * into the write queue, without waking anyone. */
 #include <windows.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "frame.h"
+#include "hub.h"
 #include "options.h"
 #include "pipehub.h"
 #include "win_error.h"
@@ -46,6 +60,11 @@
 /* Largest single WriteFile: its length is a DWORD. */
 #define WRITE_CHUNK_MAX 0x40000000u
 #define CALLS_MIN       16u
+#define LIST_MIN        4u
+/* The protocol's limit for an ERROR frame's message. */
+#define ERROR_MSG_MAX 200u
+/* A monitor copy: time (8), from (4), to (4), then the frame. */
+#define MONITOR_HEAD 16u
 
 /* When WaitNamedPipe fails at once (the last instance went away between our
  * CreateFile and its check) we sleep this long before retrying, so a server
@@ -63,10 +82,37 @@ typedef struct call {
     void *ctx;
 } call;
 
+/* One local subscription. Several may share a pattern; the hub holds one
+ * subscription per pattern for all of them. */
+typedef struct sub {
+    char *pattern;   /* owned, NUL-terminated */
+    size_t len;
+    int local_only;  /* a topic the hub sends unasked: never told the hub */
+    ph_event_cb *cb;
+    void *ctx;
+} sub;
+
+/* One registered route (or prefix pattern) and its handler. */
+typedef struct reg {
+    char *route;     /* owned, NUL-terminated */
+    size_t len;
+    unsigned flags;  /* PH_REGISTER_* */
+    ph_request_cb *cb;
+    void *ctx;
+} reg;
+
+struct ph_request {
+    ph_client *c;     /* not owned */
+    uint32_t id;      /* the hub's id for the forwarded request */
+    uint32_t caller;  /* the caller's conn id */
+    ph_request *prev; /* in c->open; guarded by c->lock */
+    ph_request *next;
+};
+
 struct ph_client {
     HANDLE pipe;              /* owned; overlapped, byte read mode */
-    HANDLE read_event;        /* owned; manual reset, signals read_ov */
-    HANDLE write_event;       /* owned; manual reset, signals write_ov */
+    HANDLE event;             /* owned; manual reset: read_ov and write_ov
+                                 complete into it, other threads set it */
     OVERLAPPED read_ov;
     OVERLAPPED write_ov;
     int reading;        /* read_ov is in flight (into in) */
@@ -74,7 +120,7 @@ struct ph_client {
     ph_decoder decoder; /* frames arriving from the server */
     uint8_t *in;        /* read buffer, in_cap bytes; owned */
     uint32_t in_cap;
-    ph_buf queue;    /* encoded requests not yet handed to WriteFile */
+    ph_buf queue;    /* encoded frames not yet handed to WriteFile */
     ph_buf out;      /* bytes of the write in flight (or the rest
                         of a write that completed short) */
     size_t out_done; /* of out, bytes already written */
@@ -89,9 +135,26 @@ struct ph_client {
     size_t completed;         /* callbacks run, ever */
     uint32_t next_id;         /* never 0: 0 marks id-less server errors */
     int in_callback;          /* depth of callbacks running now */
+    int stale;                /* event may be set with nothing to do: work
+                                 was done since the last operation start
+                                 that reset it (drive's comment) */
     ph_err write_err;         /* sticky: the write side failed; no new calls */
     ph_err broken;            /* sticky: the stream is unusable; every
                                  pending call has been failed with this */
+    sub *subs;                /* nsubs of them, in subscription order */
+    size_t nsubs, subs_cap;
+    reg *regs;                /* nregs of them */
+    size_t nregs, regs_cap;
+    /* The thread inside ph_client_poll/flush now, else 0. Written by that
+     * thread only; other threads compare it with their own id, which can
+     * only match when they are that thread. */
+    volatile DWORD driver;
+    CRITICAL_SECTION lock;    /* guards the fields below */
+    ph_request *open;         /* requests handed out, not answered yet */
+    ph_buf xqueue;            /* replies queued by other threads */
+    volatile LONG xpending;   /* xqueue has bytes (a hint when read
+                                 without the lock) */
+    ph_err xbroken;           /* copy of broken/write_err for replies */
 };
 
 /* Milliseconds left before deadline (a GetTickCount64 value); 0 once past. */
@@ -103,6 +166,11 @@ static DWORD remaining(ULONGLONG deadline)
         return 0;
     /* INFINITE (0xFFFFFFFF) is avoided so no wait ever becomes unbounded. */
     return deadline - now >= INFINITE ? INFINITE - 1 : (DWORD)(deadline - now);
+}
+
+static ULONGLONG deadline_after(uint32_t ms)
+{
+    return GetTickCount64() + ms;
 }
 
 static call *slot(ph_client *c, size_t i)
@@ -132,6 +200,79 @@ static ph_err calls_reserve(ph_client *c)
     c->calls_head = 0;
     return PH_OK;
 }
+
+/* Grow an array of elements of size esz so it has room for one more.
+ * On failure nothing changes. */
+static ph_err array_reserve(void **items, size_t count, size_t *cap,
+                            size_t esz)
+{
+    size_t ncap;
+    void *n;
+
+    if (count < *cap)
+        return PH_OK;
+    ncap = *cap ? *cap * 2 : LIST_MIN;
+    if (ncap > SIZE_MAX / esz)
+        return PH_ENOMEM;
+    n = ph_realloc(*items, ncap * esz);
+    if (n == NULL)
+        return PH_ENOMEM;
+    *items = n;
+    *cap = ncap;
+    return PH_OK;
+}
+
+static char *copy_name(const char *s, size_t len)
+{
+    char *p = ph_alloc(len + 1);
+
+    if (p != NULL) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+/* ---- names and patterns (docs/PROTOCOL.md, "Names and patterns") ------- */
+
+/* A pattern: a name, "name.*", or (when star_ok) "*". */
+static int pattern_valid(const char *p, size_t n, int star_ok)
+{
+    if (n == 0 || n > PH_ROUTE_MAX)
+        return 0;
+    if (n == 1 && p[0] == '*')
+        return star_ok;
+    if (n >= 3 && p[n - 2] == '.' && p[n - 1] == '*')
+        return ph_route_valid(p, n - 1);
+    return ph_route_valid(p, n);
+}
+
+/* How well pattern matches name: 0 not at all; otherwise larger is more
+ * specific (an exact name beats any prefix, a longer prefix a shorter one,
+ * and "*" comes last). Matching itself is the hub's own function, so the
+ * library fans events out exactly as the hub chose to send them. */
+static size_t pattern_score(const char *p, size_t plen, const char *name,
+                            size_t nlen)
+{
+    if (!ph_pattern_match(p, plen, name, nlen))
+        return 0;
+    if (plen == 1 && p[0] == '*')
+        return 1;
+    if (p[plen - 1] == '*')
+        return plen; /* "billing.*": 3 .. 255 */
+    return SIZE_MAX;
+}
+
+/* Topics the hub sends without being asked (docs/PROTOCOL.md): a
+ * subscription to one of these only listens. */
+static int unasked_topic(const char *p)
+{
+    return strcmp(p, "sys.shutdown") == 0 ||
+           strcmp(p, "sys.route.acquired") == 0 ||
+           strcmp(p, "sys.monitor") == 0;
+}
+
+/* ---- calls --------------------------------------------------------------- */
 
 /* Run the callback of the live call at ring index i. The slot is released
  * before the callback runs, so the callback may queue new calls. Returns how
@@ -172,7 +313,8 @@ static size_t find(ph_client *c, uint32_t id)
 {
     size_t i;
 
-    /* Built-in routes answer in order, so this stops at the first slot. */
+    /* Built-in routes answer in order, so this usually stops at the first
+     * slot. */
     for (i = 0; i < c->calls_count; i++) {
         call *k = slot(c, i);
         if (k->cb != NULL && k->id == id)
@@ -181,14 +323,27 @@ static size_t find(ph_client *c, uint32_t id)
     return c->calls_count;
 }
 
+/* Replies from other threads are refused from now on, with err. */
+static void refuse_replies(ph_client *c, ph_err err)
+{
+    EnterCriticalSection(&c->lock);
+    if (c->xbroken == PH_OK)
+        c->xbroken = err;
+    c->xqueue.len = 0;
+    c->xpending = 0;
+    LeaveCriticalSection(&c->lock);
+}
+
 /* The connection cannot go on: every outstanding call gets err, and no new
  * call is accepted. Queued bytes are dropped. */
 static void fail_all(ph_client *c, ph_err err)
 {
     size_t i;
 
-    if (c->broken == PH_OK)
+    if (c->broken == PH_OK) {
         c->broken = err;
+        refuse_replies(c, err);
+    }
     c->queue.len = 0;
     while ((i = oldest(c)) < c->calls_count)
         complete(c, i, c->broken, NULL);
@@ -217,24 +372,125 @@ static void expire(ph_client *c)
     }
 }
 
-/* One frame from the server. */
-static void dispatch(ph_client *c, const ph_frame *f)
+/* ---- frames from the hub ------------------------------------------------- */
+
+/* An ERROR with id 0 either refuses an EVENT (FORBIDDEN: a sys. topic or
+ * an access rule; NO_ROUTE from servers before publish/subscribe), which
+ * answers no call, or is the server refusing the stream before it closes
+ * (BAD_FRAME, TOO_LARGE, BUSY, TIMEOUT, INTERNAL: docs/PROTOCOL.md). */
+static int refuses_stream(uint32_t status)
+{
+    return status != PH_EFORBIDDEN && status != PH_ENOROUTE;
+}
+
+static void on_answer(ph_client *c, const ph_frame *f)
 {
     size_t i;
 
-    if (f->kind != PH_REPLY && f->kind != PH_ERROR)
-        return; /* EVENTs and REQUESTs to clients are not handled yet */
-    /* An ERROR with id 0 is the server refusing the stream (BAD_FRAME,
-     * TOO_LARGE: it could not read an id) and closing. The server answers in
-     * order, so every call before the refused frame has had its answer and
-     * the oldest one left is the one refused. */
-    if (f->kind == PH_ERROR && f->id == 0)
+    /* The server answers in order, so every call before the refused frame
+     * has had its answer and the oldest one left is the one refused. */
+    if (f->kind == PH_ERROR && f->id == 0) {
+        if (!refuses_stream(f->status))
+            return;
         i = oldest(c);
-    else
+    } else {
         i = find(c, f->id);
+    }
     /* Not found: a late answer to a call that timed out. */
     if (i < c->calls_count)
         complete(c, i, PH_OK, f);
+}
+
+/* An EVENT goes to every local subscription that matches, once each. The
+ * callbacks cannot change the list: (un)subscribing is refused inside
+ * them. */
+static void on_event(ph_client *c, const ph_frame *f)
+{
+    char topic[PH_ROUTE_MAX + 1];
+    size_t i;
+
+    memcpy(topic, f->route, f->route_len);
+    topic[f->route_len] = '\0';
+    for (i = 0; i < c->nsubs; i++) {
+        sub *s = &c->subs[i];
+        if (pattern_score(s->pattern, s->len, topic, f->route_len) == 0)
+            continue;
+        c->completed++;
+        c->in_callback++;
+        s->cb(s->ctx, topic, f->payload, f->payload_len);
+        c->in_callback--;
+    }
+}
+
+/* Queue an ERROR answering a forwarded request the client cannot hand to
+ * anyone. If even that fails the hub times the request out. */
+static void refuse_request(ph_client *c, uint32_t id, ph_err code,
+                           const char *msg)
+{
+    ph_frame_append_error(&c->queue, id, code, msg);
+}
+
+/* A REQUEST forwarded by the hub: id is the hub's, status the caller's
+ * conn id. It goes to the most specific registration that matches. */
+static void on_request(ph_client *c, const ph_frame *f)
+{
+    char route[PH_ROUTE_MAX + 1];
+    size_t i, score, best = 0;
+    reg *r = NULL;
+    ph_request *q;
+
+    memcpy(route, f->route, f->route_len);
+    route[f->route_len] = '\0';
+    for (i = 0; i < c->nregs; i++) {
+        score = pattern_score(c->regs[i].route, c->regs[i].len, route,
+                              f->route_len);
+        if (score > best) {
+            best = score;
+            r = &c->regs[i];
+        }
+    }
+    if (r == NULL) {
+        /* Unregistered while the request was on its way: the hub has
+         * answered the caller already and drops this. */
+        refuse_request(c, f->id, PH_EUNAVAIL, "route no longer served");
+        return;
+    }
+    q = ph_alloc(sizeof *q);
+    if (q == NULL) {
+        refuse_request(c, f->id, PH_EINTERNAL, "provider out of memory");
+        return;
+    }
+    q->c = c;
+    q->id = f->id;
+    q->caller = f->status;
+    q->prev = NULL;
+    EnterCriticalSection(&c->lock);
+    q->next = c->open;
+    if (c->open != NULL)
+        c->open->prev = q;
+    c->open = q;
+    LeaveCriticalSection(&c->lock);
+    c->completed++;
+    c->in_callback++;
+    r->cb(r->ctx, q, route, f->payload, f->payload_len, q->caller);
+    c->in_callback--;
+}
+
+/* One frame from the server. */
+static void dispatch(ph_client *c, const ph_frame *f)
+{
+    switch (f->kind) {
+    case PH_REPLY:
+    case PH_ERROR:
+        on_answer(c, f);
+        break;
+    case PH_EVENT:
+        on_event(c, f);
+        break;
+    default:
+        on_request(c, f);
+        break;
+    }
 }
 
 /* After a read of n bytes, whose frames have all been handled (they may
@@ -258,7 +514,7 @@ static void resize_in(ph_client *c, uint32_t n)
     c->in_cap = want;
 }
 
-/* n bytes arrived in c->in: hand every whole frame to its call. */
+/* n bytes arrived in c->in: hand every whole frame to its callback. */
 static void on_read(ph_client *c, uint32_t n)
 {
     size_t off = 0, used;
@@ -278,6 +534,8 @@ static void on_read(ph_client *c, uint32_t n)
         }
         off += used;
         dispatch(c, &f);
+        if (c->broken != PH_OK)
+            return;
     }
     resize_in(c, n);
 }
@@ -288,25 +546,35 @@ static void read_failed(ph_client *c, DWORD e)
     fail_all(c, e == ERROR_OPERATION_ABORTED ? PH_ECLOSED : ph_win_err(e));
 }
 
-/* While calls are outstanding keep a read posted; read (and handle) what is
- * waiting until a read pends. */
+/* Something to read for: answers, events, or requests. */
+static int listening(const ph_client *c)
+{
+    return c->npending > 0 || c->nsubs > 0 || c->nregs > 0;
+}
+
+/* While there is something to read for keep a read posted; read (and
+ * handle) what is waiting until a read pends. */
 static void start_read(ph_client *c)
 {
     DWORD e;
 
-    while (!c->reading && c->broken == PH_OK && c->npending > 0) {
+    while (!c->reading && c->broken == PH_OK && listening(c)) {
         memset(&c->read_ov, 0, sizeof c->read_ov);
-        c->read_ov.hEvent = c->read_event;
+        c->read_ov.hEvent = c->event;
         if (ReadFile(c->pipe, c->in, c->in_cap, NULL, &c->read_ov)) {
+            /* Completed at once, and signalled the event all the same. */
+            c->stale = 1;
             on_read(c, (uint32_t)c->read_ov.InternalHigh);
             continue;
         }
         e = GetLastError();
         if (e == ERROR_IO_PENDING) {
             c->reading = 1;
+            c->stale = 0; /* ReadFile reset the event when it started */
         } else if (e == ERROR_MORE_DATA) {
             /* Message read mode (a server may force it): a message longer
              * than the buffer fills it; the rest comes on the next read. */
+            c->stale = 1;
             on_read(c, (uint32_t)c->read_ov.InternalHigh);
         } else {
             read_failed(c, e);
@@ -331,12 +599,36 @@ static void write_failed(ph_client *c, DWORD e)
     c->write_err = err;
     c->queue.len = 0;
     c->out.len = c->out_done = 0;
+    refuse_replies(c, err);
     /* A server that refuses a request (TOO_LARGE) sends an ERROR and closes
      * without reading the rest, so our write fails while its answer may
      * still be waiting in the pipe: reads go on, and the calls fail only
      * once the pipe is empty. Any other failure ends the connection. */
     if (err != PH_ECLOSED)
         fail_all(c, err);
+}
+
+/* Move the replies other threads queued into the write queue. */
+static void take_replies(ph_client *c)
+{
+    if (!c->xpending)
+        return;
+    /* The thread that queued them set the event. */
+    c->stale = 1;
+    EnterCriticalSection(&c->lock);
+    if (c->queue.len == 0) {
+        ph_buf t = c->queue;
+        c->queue = c->xqueue;
+        c->xqueue = t;
+        c->xqueue.len = 0;
+    } else if (ph_buf_append(&c->queue, c->xqueue.data, c->xqueue.len) ==
+               PH_OK) {
+        c->xqueue.len = 0;
+    }
+    /* Out of memory: they stay in xqueue, to be swapped in once the queue
+     * has gone to WriteFile (ready() waits for that write meanwhile). */
+    c->xpending = c->xqueue.len > 0;
+    LeaveCriticalSection(&c->lock);
 }
 
 /* Write everything queued, in one WriteFile, unless a write is in flight. */
@@ -358,27 +650,31 @@ static void start_write(ph_client *c)
                   ? WRITE_CHUNK_MAX
                   : (DWORD)(c->out.len - c->out_done);
         memset(&c->write_ov, 0, sizeof c->write_ov);
-        c->write_ov.hEvent = c->write_event;
+        c->write_ov.hEvent = c->event;
         if (WriteFile(c->pipe, c->out.data + c->out_done, len, NULL,
                       &c->write_ov)) {
+            c->stale = 1;
             wrote(c, (DWORD)c->write_ov.InternalHigh);
             continue;
         }
         e = GetLastError();
-        if (e == ERROR_IO_PENDING)
+        if (e == ERROR_IO_PENDING) {
             c->writing = 1;
-        else
+            c->stale = 0;
+        } else {
             write_failed(c, e);
+        }
     }
 }
 
-/* After a wait: finish whichever operations completed. */
+/* Finish whichever operations completed. */
 static void finish_io(ph_client *c)
 {
     DWORD n = 0;
 
     if (c->writing && HasOverlappedIoCompleted(&c->write_ov)) {
         c->writing = 0;
+        c->stale = 1;
         if (GetOverlappedResult(c->pipe, &c->write_ov, &n, FALSE))
             wrote(c, n);
         else
@@ -386,12 +682,100 @@ static void finish_io(ph_client *c)
     }
     if (c->reading && HasOverlappedIoCompleted(&c->read_ov)) {
         c->reading = 0;
+        c->stale = 1;
         if (GetOverlappedResult(c->pipe, &c->read_ov, &n, FALSE) ||
             GetLastError() == ERROR_MORE_DATA)
             on_read(c, n);
         else
             read_failed(c, GetLastError());
     }
+}
+
+/* Work is waiting that needs no wait: an operation completed or another
+ * thread queued a reply. Costs no system call. Replies that could not be
+ * taken for want of memory count only once the queue is empty again (until
+ * then a write is in flight, and its completion is the signal). */
+static int ready(ph_client *c)
+{
+    return (c->reading && HasOverlappedIoCompleted(&c->read_ov)) ||
+           (c->writing && HasOverlappedIoCompleted(&c->write_ov)) ||
+           (c->xpending && c->queue.len == 0);
+}
+
+/* Frames are queued or being written. */
+static int writes_left(const ph_client *c)
+{
+    return c->writing || c->queue.len > 0 || c->out_done < c->out.len ||
+           c->xpending;
+}
+
+/* The poll loop. Returns when a callback ran (unless flushing), when there
+ * is nothing to wait for (flushing: no call outstanding and nothing left to
+ * write), when the connection broke, or at deadline.
+ *
+ * One manual-reset event serves both operations and other threads, and
+ * ReadFile/WriteFile reset it when they start. Two rules keep it honest:
+ *   - No lost wake-ups: look for work (ready(), no system call) after the
+ *     last operation start and before waiting; nothing resets the event
+ *     between that look and the wait.
+ *   - No stale signal: work done since the last reset (a completion, also
+ *     one that happened at once, or replies taken from other threads) left
+ *     the event set. Before a wait and before returning, such an event is
+ *     reset and the look repeated (and the event set again if work turned
+ *     up), so neither this loop nor an application waiting on the waitable
+ *     spins on a signal that means nothing. Operation starts that pend
+ *     reset it anyway, so on the hot path this costs nothing. */
+static void drive(ph_client *c, ULONGLONG deadline, int flushing)
+{
+    size_t before = c->completed;
+    DWORD ms, r;
+
+    c->driver = GetCurrentThreadId();
+    for (;;) {
+        finish_io(c);
+        take_replies(c);
+        /* Write first: the replies to what is written now may already be
+         * waiting when the read below is tried. */
+        start_write(c);
+        start_read(c);
+        expire(c);
+        /* What the callbacks queued leaves now, not at the next poll. */
+        take_replies(c);
+        start_write(c);
+        if (c->broken != PH_OK)
+            break;
+        if (flushing ? c->npending == 0 && !writes_left(c)
+                     : c->completed != before || !listening(c))
+            break;
+        if ((ms = remaining(deadline)) == 0)
+            break;
+        if (c->npending > 0 && c->earliest < deadline &&
+            remaining(c->earliest) < ms)
+            ms = remaining(c->earliest);
+        if (c->stale) {
+            ResetEvent(c->event);
+            c->stale = 0;
+        }
+        if (ready(c))
+            continue;
+        r = WaitForSingleObject(c->event, ms);
+        if (r == WAIT_FAILED) {
+            fail_all(c, ph_win_err(GetLastError()));
+            break;
+        }
+    }
+    c->driver = 0;
+    if (c->broken != PH_OK)
+        return;
+    if (c->stale) {
+        ResetEvent(c->event);
+        c->stale = 0;
+    }
+    /* Work that turned up after the last look, or whose signal an
+     * operation start erased: leave the event set for whoever waits on the
+     * waitable next. */
+    if (ready(c))
+        SetEvent(c->event);
 }
 
 /* Copy a frame into a reply the caller owns. */
@@ -415,7 +799,7 @@ ph_err ph_client_connect(const char *pipe, uint32_t timeout_ms,
                          ph_client **out)
 {
     char path[PH_PIPE_PATH_MAX + 1];
-    ULONGLONG deadline = GetTickCount64() + timeout_ms;
+    ULONGLONG deadline = deadline_after(timeout_ms);
     ph_client *c;
     HANDLE h;
     ph_err err;
@@ -474,26 +858,31 @@ ph_err ph_client_connect(const char *pipe, uint32_t timeout_ms,
         goto fail;
     }
     c->in_cap = READ_SMALL;
-    c->read_event = CreateEventA(NULL, TRUE, FALSE, NULL);
-    c->write_event = CreateEventA(NULL, TRUE, FALSE, NULL);
-    if (c->read_event == NULL || c->write_event == NULL) {
+    c->event = CreateEventA(NULL, TRUE, FALSE, NULL);
+    if (c->event == NULL) {
         err = ph_win_err(GetLastError());
         goto fail;
     }
+    /* Cannot fail on Windows Vista and later. */
+    InitializeCriticalSection(&c->lock);
     *out = c;
     return PH_OK;
 
 fail:
     CloseHandle(h);
     if (c != NULL) {
-        if (c->read_event != NULL)
-            CloseHandle(c->read_event);
-        if (c->write_event != NULL)
-            CloseHandle(c->write_event);
         ph_free(c->in);
         ph_free(c);
     }
     return err;
+}
+
+/* Checks shared by the functions that queue a frame. */
+static ph_err can_queue(const ph_client *c)
+{
+    if (c->broken != PH_OK)
+        return c->broken;
+    return c->write_err;
 }
 
 ph_err ph_client_call_async(ph_client *c, const char *route,
@@ -508,10 +897,8 @@ ph_err ph_client_call_async(ph_client *c, const char *route,
     if (c == NULL || route == NULL || cb == NULL ||
         (payload == NULL && payload_len > 0))
         return PH_EINVAL;
-    if (c->broken != PH_OK)
-        return c->broken;
-    if (c->write_err != PH_OK)
-        return c->write_err;
+    if ((err = can_queue(c)) != PH_OK)
+        return err;
     route_len = strlen(route);
     if (route_len == 0 || route_len > PH_ROUTE_MAX ||
         payload_len > UINT32_MAX - PH_FRAME_HEADER_LEN - route_len)
@@ -534,7 +921,7 @@ ph_err ph_client_call_async(ph_client *c, const char *route,
 
     k = slot(c, c->calls_count++);
     k->id = f.id;
-    k->deadline = GetTickCount64() + timeout_ms;
+    k->deadline = deadline_after(timeout_ms);
     k->cb = cb;
     k->ctx = ctx;
     c->npending++;
@@ -545,46 +932,12 @@ ph_err ph_client_call_async(ph_client *c, const char *route,
 
 ph_err ph_client_poll(ph_client *c, uint32_t timeout_ms, size_t *ncompleted)
 {
-    ULONGLONG deadline;
     size_t before;
-    HANDLE wait[2];
-    DWORD nwait, ms, r;
 
     if (c == NULL || c->in_callback)
         return PH_EINVAL;
-    deadline = GetTickCount64() + timeout_ms;
     before = c->completed;
-    for (;;) {
-        /* Write first: the replies to what is written now may already be
-         * waiting when the read below is tried. */
-        start_write(c);
-        start_read(c);
-        expire(c);
-        if (c->completed != before || c->npending == 0 || c->broken != PH_OK)
-            break;
-        if ((ms = remaining(deadline)) == 0)
-            break;
-        if (c->earliest < deadline && remaining(c->earliest) < ms)
-            ms = remaining(c->earliest);
-        nwait = 0;
-        if (c->reading)
-            wait[nwait++] = c->read_event;
-        if (c->writing)
-            wait[nwait++] = c->write_event;
-        if (nwait == 0) {
-            /* Not reached: with calls outstanding and the stream whole,
-             * start_read leaves a read posted. Should that ever change,
-             * waiting out the deadlines is still correct. */
-            Sleep(ms);
-            continue;
-        }
-        r = WaitForMultipleObjects(nwait, wait, FALSE, ms);
-        if (r == WAIT_FAILED) {
-            fail_all(c, ph_win_err(GetLastError()));
-            break;
-        }
-        finish_io(c);
-    }
+    drive(c, deadline_after(timeout_ms), 0);
     if (ncompleted != NULL)
         *ncompleted = c->completed - before;
     return c->broken;
@@ -592,30 +945,42 @@ ph_err ph_client_poll(ph_client *c, uint32_t timeout_ms, size_t *ncompleted)
 
 ph_err ph_client_flush(ph_client *c, uint32_t timeout_ms)
 {
-    ULONGLONG deadline;
-    ph_err err;
-
     if (c == NULL || c->in_callback)
         return PH_EINVAL;
-    deadline = GetTickCount64() + timeout_ms;
-    for (;;) {
-        err = ph_client_poll(c, remaining(deadline), NULL);
-        if (err != PH_OK)
-            return err;
-        if (c->npending == 0) {
-            /* Requests queued by the last callbacks (or written short) are
-             * sent even when nothing waits for them. */
-            start_write(c);
-            return PH_OK;
-        }
-        if (remaining(deadline) == 0)
-            return PH_ETIMEDOUT;
-    }
+    drive(c, deadline_after(timeout_ms), 1);
+    if (c->broken != PH_OK)
+        return c->broken;
+    return c->npending == 0 && !writes_left(c) ? PH_OK : PH_ETIMEDOUT;
 }
 
 size_t ph_client_pending(const ph_client *c)
 {
     return c == NULL ? 0 : c->npending;
+}
+
+void *ph_client_waitable(ph_client *c)
+{
+    return c == NULL ? NULL : c->event;
+}
+
+uint32_t ph_client_timeout(const ph_client *c)
+{
+    ULONGLONG now, next = NO_DEADLINE;
+    size_t i;
+
+    if (c == NULL || c->npending == 0)
+        return UINT32_MAX;
+    /* earliest may be early (it is recomputed when reached): find the
+     * real one. */
+    for (i = 0; i < c->calls_count; i++) {
+        const call *k = &c->calls[(c->calls_head + i) & (c->calls_cap - 1)];
+        if (k->cb != NULL && k->deadline < next)
+            next = k->deadline;
+    }
+    now = GetTickCount64();
+    if (next <= now)
+        return 0;
+    return next - now >= UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)(next - now);
 }
 
 /* The blocking call is an asynchronous one whose callback fills this. */
@@ -651,8 +1016,36 @@ ph_err ph_client_call(ph_client *c, const char *route, const void *payload,
      * its callback with PH_ETIMEDOUT; a broken connection runs it with the
      * error. */
     while (!s.done)
-        ph_client_poll(c, timeout_ms, NULL);
+        drive(c, deadline_after(timeout_ms), 0);
     return s.err;
+}
+
+/* A control request to the hub (sys.subscribe, ...): PH_OK for a REPLY, the
+ * ERROR's code for an ERROR, or why no answer came. *answer (may be NULL)
+ * gets the hub's answer whenever there was one, and is zeroed otherwise
+ * (ph_reply_free on it is then harmless: PH_ETIMEDOUT is both a local
+ * error and a protocol code, so the return alone cannot tell). */
+static ph_err hub_request(ph_client *c, const char *route, const char *text,
+                          uint32_t timeout_ms, ph_reply *answer)
+{
+    ph_reply r;
+    ph_err err;
+
+    if (answer != NULL)
+        memset(answer, 0, sizeof *answer);
+    err = ph_client_call(c, route, text, strlen(text), timeout_ms, &r);
+    if (err != PH_OK)
+        return err;
+    err = r.kind == PH_ERROR ? (ph_err)r.status : PH_OK;
+    /* A provider may not answer a control route, but the status is the
+     * hub's own word: 0 in an ERROR would read as success. */
+    if (r.kind == PH_ERROR && err == PH_OK)
+        err = PH_EINTERNAL;
+    if (answer != NULL)
+        *answer = r;
+    else
+        ph_reply_free(&r);
+    return err;
 }
 
 void ph_reply_free(ph_reply *reply)
@@ -666,7 +1059,9 @@ void ph_reply_free(ph_reply *reply)
 
 void ph_client_close(ph_client *c)
 {
+    ph_request *q, *next;
     DWORD n;
+    size_t i;
 
     if (c == NULL)
         return;
@@ -682,12 +1077,368 @@ void ph_client_close(ph_client *c)
     }
     fail_all(c, PH_ECLOSED);
     CloseHandle(c->pipe);
-    CloseHandle(c->read_event);
-    CloseHandle(c->write_event);
+    CloseHandle(c->event);
+    /* The hub answers the callers of these UNAVAILABLE when it sees the
+     * connection go. */
+    for (q = c->open; q != NULL; q = next) {
+        next = q->next;
+        ph_free(q);
+    }
+    for (i = 0; i < c->nsubs; i++)
+        ph_free(c->subs[i].pattern);
+    for (i = 0; i < c->nregs; i++)
+        ph_free(c->regs[i].route);
+    DeleteCriticalSection(&c->lock);
     ph_decoder_free(&c->decoder);
     ph_buf_free(&c->queue);
+    ph_buf_free(&c->xqueue);
     ph_buf_free(&c->out);
+    ph_free(c->subs);
+    ph_free(c->regs);
     ph_free(c->in);
     ph_free(c->calls);
     ph_free(c);
+}
+
+/* ---- publish / subscribe ------------------------------------------------- */
+
+ph_err ph_client_publish(ph_client *c, const char *topic, const void *payload,
+                         size_t payload_len)
+{
+    size_t len;
+    ph_frame f;
+    ph_err err;
+
+    if (c == NULL || topic == NULL || (payload == NULL && payload_len > 0))
+        return PH_EINVAL;
+    len = strlen(topic);
+    if (len == 0 || len > PH_ROUTE_MAX || !ph_route_valid(topic, len) ||
+        payload_len > UINT32_MAX - PH_FRAME_HEADER_LEN - len)
+        return PH_EINVAL;
+    if (strncmp(topic, "sys.", 4) == 0)
+        return PH_EFORBIDDEN;
+    if ((err = can_queue(c)) != PH_OK)
+        return err;
+    memset(&f, 0, sizeof f);
+    f.kind = PH_EVENT;
+    f.route = topic;
+    f.route_len = (uint8_t)len;
+    f.payload = payload;
+    f.payload_len = (uint32_t)payload_len;
+    return ph_frame_append(&c->queue, &f);
+}
+
+/* Index of the subscription (pattern, cb, ctx), or nsubs. */
+static size_t find_sub(const ph_client *c, const char *pattern,
+                       ph_event_cb *cb, void *ctx)
+{
+    size_t i;
+
+    for (i = 0; i < c->nsubs; i++) {
+        const sub *s = &c->subs[i];
+        if (s->cb == cb && s->ctx == ctx && strcmp(s->pattern, pattern) == 0)
+            break;
+    }
+    return i;
+}
+
+/* Another local subscription than skip holds pattern. */
+static int pattern_held(const ph_client *c, const char *pattern, size_t skip)
+{
+    size_t i;
+
+    for (i = 0; i < c->nsubs; i++)
+        if (i != skip && strcmp(c->subs[i].pattern, pattern) == 0)
+            return 1;
+    return 0;
+}
+
+static void remove_sub(ph_client *c, size_t i)
+{
+    ph_free(c->subs[i].pattern);
+    memmove(&c->subs[i], &c->subs[i + 1],
+            (c->nsubs - i - 1) * sizeof c->subs[0]);
+    c->nsubs--;
+}
+
+ph_err ph_client_subscribe(ph_client *c, const char *pattern, ph_event_cb *cb,
+                           void *ctx, uint32_t timeout_ms)
+{
+    size_t len, i;
+    int ask;
+    sub *s;
+    ph_err err;
+
+    if (c == NULL || pattern == NULL || cb == NULL || c->in_callback)
+        return PH_EINVAL;
+    len = strlen(pattern);
+    if (!pattern_valid(pattern, len, 1))
+        return PH_EINVAL;
+    if ((err = can_queue(c)) != PH_OK)
+        return err;
+    if (find_sub(c, pattern, cb, ctx) < c->nsubs)
+        return PH_OK;
+    if ((err = array_reserve((void **)&c->subs, c->nsubs, &c->subs_cap,
+                             sizeof *c->subs)) != PH_OK)
+        return err;
+    ask = !unasked_topic(pattern) && !pattern_held(c, pattern, SIZE_MAX);
+    /* Listed before the hub is asked: an event it sends right after
+     * accepting may arrive in the same read as its answer. */
+    i = c->nsubs;
+    s = &c->subs[i];
+    if ((s->pattern = copy_name(pattern, len)) == NULL)
+        return PH_ENOMEM;
+    s->len = len;
+    s->local_only = unasked_topic(pattern);
+    s->cb = cb;
+    s->ctx = ctx;
+    c->nsubs++;
+    if (!ask)
+        return PH_OK;
+    err = hub_request(c, "sys.subscribe", pattern, timeout_ms, NULL);
+    /* Nothing else can have changed the list meanwhile: (un)subscribing
+     * inside callbacks is refused. */
+    if (err != PH_OK)
+        remove_sub(c, i);
+    return err;
+}
+
+ph_err ph_client_unsubscribe(ph_client *c, const char *pattern,
+                             ph_event_cb *cb, void *ctx, uint32_t timeout_ms)
+{
+    size_t i;
+    int tell;
+
+    if (c == NULL || pattern == NULL || cb == NULL || c->in_callback)
+        return PH_EINVAL;
+    if ((i = find_sub(c, pattern, cb, ctx)) == c->nsubs)
+        return PH_ENOROUTE;
+    tell = !c->subs[i].local_only && !pattern_held(c, pattern, i);
+    remove_sub(c, i);
+    if (!tell)
+        return PH_OK;
+    return hub_request(c, "sys.unsubscribe", pattern, timeout_ms, NULL);
+}
+
+/* ---- serving routes ------------------------------------------------------ */
+
+static size_t find_reg(const ph_client *c, const char *route)
+{
+    size_t i;
+
+    for (i = 0; i < c->nregs; i++)
+        if (strcmp(c->regs[i].route, route) == 0)
+            break;
+    return i;
+}
+
+static void remove_reg(ph_client *c, size_t i)
+{
+    ph_free(c->regs[i].route);
+    memmove(&c->regs[i], &c->regs[i + 1],
+            (c->nregs - i - 1) * sizeof c->regs[0]);
+    c->nregs--;
+}
+
+ph_err ph_client_register(ph_client *c, const char *route, unsigned flags,
+                          ph_request_cb *cb, void *ctx, uint32_t timeout_ms,
+                          ph_reply *answer)
+{
+    char text[PH_ROUTE_MAX + sizeof " exclusive"];
+    size_t len, i;
+    int added = 0;
+    reg *r;
+    ph_err err;
+
+    if (answer != NULL)
+        memset(answer, 0, sizeof *answer);
+    if (c == NULL || route == NULL || cb == NULL || c->in_callback ||
+        (flags != PH_REGISTER_SHARED && flags != PH_REGISTER_EXCLUSIVE))
+        return PH_EINVAL;
+    len = strlen(route);
+    if (!pattern_valid(route, len, 0))
+        return PH_EINVAL;
+    if ((err = can_queue(c)) != PH_OK)
+        return err;
+    i = find_reg(c, route);
+    if (i < c->nregs) {
+        r = &c->regs[i];
+        /* The hub keeps the first registration as it was; a second one
+         * with another mode or handler could not mean what it says. */
+        if (r->flags != flags || r->cb != cb || r->ctx != ctx)
+            return PH_EINVAL;
+    } else {
+        if ((err = array_reserve((void **)&c->regs, c->nregs, &c->regs_cap,
+                                 sizeof *c->regs)) != PH_OK)
+            return err;
+        r = &c->regs[i];
+        if ((r->route = copy_name(route, len)) == NULL)
+            return PH_ENOMEM;
+        r->len = len;
+        r->flags = flags;
+        r->cb = cb;
+        r->ctx = ctx;
+        c->nregs++;
+        added = 1;
+    }
+    snprintf(text, sizeof text, "%s%s", route,
+             flags == PH_REGISTER_EXCLUSIVE ? " exclusive" : "");
+    err = hub_request(c, "sys.register", text, timeout_ms, answer);
+    if (err != PH_OK && added)
+        remove_reg(c, i);
+    return err;
+}
+
+ph_err ph_client_unregister(ph_client *c, const char *route,
+                            uint32_t timeout_ms)
+{
+    char text[PH_ROUTE_MAX + 1];
+    size_t i;
+
+    if (c == NULL || route == NULL || c->in_callback)
+        return PH_EINVAL;
+    if ((i = find_reg(c, route)) == c->nregs)
+        return PH_ENOROUTE;
+    snprintf(text, sizeof text, "%s", c->regs[i].route);
+    remove_reg(c, i);
+    return hub_request(c, "sys.unregister", text, timeout_ms, NULL);
+}
+
+/* Queue the answer f to req (whose id f carries) and free req. */
+static ph_err answer(ph_request *req, ph_frame *f)
+{
+    ph_client *c = req->c;
+    int wake = 0;
+    ph_err err;
+
+    f->id = req->id;
+    EnterCriticalSection(&c->lock);
+    if (req->prev != NULL)
+        req->prev->next = req->next;
+    else
+        c->open = req->next;
+    if (req->next != NULL)
+        req->next->prev = req->prev;
+    if (c->xbroken != PH_OK) {
+        err = c->xbroken;
+    } else if (c->driver == GetCurrentThreadId()) {
+        /* The polling thread, inside a handler: the poll writes the queue
+         * before it returns. */
+        err = ph_frame_append(&c->queue, f);
+        if (err != PH_OK && err != PH_EINVAL)
+            ph_frame_append_error(&c->queue, req->id, PH_EINTERNAL,
+                                  "reply could not be queued");
+    } else {
+        err = ph_frame_append(&c->xqueue, f);
+        if (err != PH_OK && err != PH_EINVAL)
+            ph_frame_append_error(&c->xqueue, req->id, PH_EINTERNAL,
+                                  "reply could not be queued");
+        if (c->xqueue.len > 0 && !c->xpending) {
+            c->xpending = 1;
+            wake = 1;
+        }
+    }
+    LeaveCriticalSection(&c->lock);
+    /* Outside the lock: under Wine SetEvent is a round trip to the
+     * wineserver. One wake per batch: xpending stays set until the driving
+     * thread takes the queue. */
+    if (wake)
+        SetEvent(c->event);
+    ph_free(req);
+    return err;
+}
+
+ph_err ph_request_error(ph_request *req, uint32_t code, const char *msg)
+{
+    size_t n = msg != NULL ? strlen(msg) : 0;
+    ph_frame f;
+
+    if (req == NULL || code == 0)
+        return PH_EINVAL;
+    if (n > ERROR_MSG_MAX) {
+        n = ERROR_MSG_MAX;
+        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memset(&f, 0, sizeof f);
+    f.kind = PH_ERROR;
+    f.status = code;
+    f.payload = (const uint8_t *)msg;
+    f.payload_len = (uint32_t)n;
+    return answer(req, &f);
+}
+
+ph_err ph_request_reply(ph_request *req, const void *payload,
+                        size_t payload_len)
+{
+    ph_frame f;
+
+    if (req == NULL || (payload == NULL && payload_len > 0))
+        return PH_EINVAL;
+    if (payload_len > UINT32_MAX - PH_FRAME_HEADER_LEN) {
+        /* Cannot be encoded: the caller gets an ERROR instead. */
+        ph_request_error(req, PH_EINTERNAL, "reply too large");
+        return PH_ETOOBIG;
+    }
+    memset(&f, 0, sizeof f);
+    f.kind = PH_REPLY;
+    f.payload = payload;
+    f.payload_len = (uint32_t)payload_len;
+    return answer(req, &f);
+}
+
+uint32_t ph_request_caller_id(const ph_request *req)
+{
+    return req == NULL ? 0 : req->caller;
+}
+
+ph_err ph_client_caller(ph_client *c, uint32_t conn_id, uint32_t timeout_ms,
+                        ph_reply *json)
+{
+    char text[16];
+    ph_reply r;
+    ph_err err;
+
+    if (c == NULL || json == NULL || conn_id == 0)
+        return PH_EINVAL;
+    snprintf(text, sizeof text, "%lu", (unsigned long)conn_id);
+    err = hub_request(c, "sys.client", text, timeout_ms, &r);
+    if (err != PH_OK) {
+        /* The ERROR's message, or nothing (r is zeroed then). */
+        ph_reply_free(&r);
+        return err;
+    }
+    *json = r;
+    return PH_OK;
+}
+
+/* ---- monitor ------------------------------------------------------------- */
+
+ph_err ph_monitor_decode(const void *payload, size_t len,
+                         ph_monitor_copy *out)
+{
+    const uint8_t *p = payload;
+    ph_decoder d;
+    ph_frame f;
+    size_t used = 0;
+    ph_err err;
+
+    if (payload == NULL || out == NULL || len < MONITOR_HEAD ||
+        len - MONITOR_HEAD > UINT32_MAX)
+        return PH_EBADFRAME;
+    /* A frame that lies whole in the input is returned without copying,
+     * so the decoder allocates nothing here; its limit is the frame's own
+     * length, so one that claims more than the copy holds is refused. */
+    memset(&d, 0, sizeof d);
+    ph_decoder_init(&d, (uint32_t)(len - MONITOR_HEAD));
+    err = ph_decoder_next(&d, p + MONITOR_HEAD, len - MONITOR_HEAD, &used, &f);
+    ph_decoder_free(&d);
+    if (err != PH_OK || used != len - MONITOR_HEAD)
+        return PH_EBADFRAME;
+    out->time_ms = (uint64_t)ph_get_u32le(p) |
+                   (uint64_t)ph_get_u32le(p + 4) << 32;
+    out->from = ph_get_u32le(p + 8);
+    out->to = ph_get_u32le(p + 12);
+    out->frame = f;
+    return PH_OK;
 }

@@ -1,0 +1,508 @@
+#!/usr/bin/env bash
+# Integration test of pipehub.exe's hub commands (pub, sub, serve, routes,
+# monitor, call on provided routes, PAYLOAD from @FILE and -) and of the
+# examples (examples/*.c), against a real pipehubd under Wine.
+#
+#   bash tests/wine/cli_hub.sh PIPEHUBD.EXE PIPEHUB.EXE EXAMPLES_DIR
+#
+# EXAMPLES_DIR holds example_provider.exe, example_subscriber.exe and
+# example_caller.exe. The caller (ctest) provides WINEPREFIX, WINEDEBUG and
+# a running persistent wineserver. The daemon runs in the console on its
+# own pipe name, so this test can run beside the others. Prints one line
+# per check and ends with "N passed, M failed"; exits nonzero when any
+# check failed. Every background process is started here, waited for with
+# a bound, and killed on exit.
+set -euo pipefail
+
+if [ $# -ne 3 ]; then
+    echo "usage: $0 PIPEHUBD.EXE PIPEHUB.EXE EXAMPLES_DIR" >&2
+    exit 2
+fi
+PIPEHUBD=$1
+PIPEHUB=$2
+EXAMPLES=$3
+PIPE=ph-clihub-$$
+# The CLI as a command line for cmd.exe (serve --exec runs it).
+PIPEHUB_DOS=$(winepath -w "$PIPEHUB" 2>/dev/null)
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ph-clihub.XXXXXX")
+server_pid=
+declare -A bg_pid=()
+passed=0
+failed=0
+
+# True while pid is a live process (a zombie is not: see tests/wine/cli.sh).
+alive() {
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# Ctrl+C to pid, then up to 5 s, then SIGKILL; reaps it.
+stop_pid() {
+    local pid=$1 i
+    if alive "$pid"; then
+        kill -INT "$pid" 2>/dev/null || true
+        for i in $(seq 50); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local name
+    for name in "${!bg_pid[@]}"; do
+        stop_pid "${bg_pid[$name]}"
+    done
+    if [ -n "$server_pid" ]; then
+        stop_pid "$server_pid"
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pass() {
+    passed=$((passed + 1))
+    echo "ok   $1"
+}
+
+fail() {
+    local name=$1
+    shift
+    failed=$((failed + 1))
+    echo "FAIL $name"
+    if [ $# -gt 0 ]; then
+        printf '       %s\n' "$@"
+    fi
+}
+
+# Strip Wine's CRs and its debug channel lines from a captured stream.
+clean() {
+    tr -d '\r' <"$1" | grep -Ev '^[0-9a-f]{4}:(err|fixme|warn|trace):' || true
+}
+
+# run [ARGS...]: pipehub.exe with ARGS, stdin from $stdin (default
+# /dev/null). Leaves rc, $tmp/out (CRs kept: call prints bytes as they
+# are), $tmp/err (cleaned) and elapsed_ms.
+stdin=/dev/null
+run() {
+    local t0 t1
+    t0=$(date +%s%N)
+    rc=0
+    wine "$PIPEHUB" --pipe "$PIPE" "$@" >"$tmp/out" 2>"$tmp/err.raw" \
+        <"$stdin" || rc=$?
+    t1=$(date +%s%N)
+    elapsed_ms=$(((t1 - t0) / 1000000))
+    clean "$tmp/err.raw" >"$tmp/err"
+}
+
+details() {
+    echo "exit status $rc after $elapsed_ms ms"
+    echo "stdout: $(head -c 400 "$tmp/out" | cat -v | head -n 8)"
+    echo "stderr: $(head -c 400 "$tmp/err" | cat -v | head -n 8)"
+}
+
+# check NAME STATUS STDOUT STDERR_REGEX -- ARGS...: stdout exactly (CRs
+# dropped), stderr matching the extended regex ('' for empty).
+check() {
+    local name=$1 want_rc=$2 want_out=$3 want_err=$4 out err d
+    shift 5
+    run "$@"
+    out=$(tr -d '\r' <"$tmp/out")
+    err=$(cat "$tmp/err")
+    if [ "$rc" -ne "$want_rc" ]; then
+        mapfile -t d < <(details)
+        fail "$name" "wanted exit status $want_rc" "${d[@]}"
+    elif [ "$out" != "$want_out" ]; then
+        mapfile -t d < <(details)
+        fail "$name" "wanted stdout '$want_out'" "${d[@]}"
+    elif { [ -z "$want_err" ] && [ -n "$err" ]; } ||
+         { [ -n "$want_err" ] && ! [[ $err =~ ^($want_err)$ ]]; }; then
+        mapfile -t d < <(details)
+        fail "$name" "wanted stderr matching '${want_err:-(empty)}'" "${d[@]}"
+    else
+        pass "$name"
+    fi
+}
+
+# start NAME EXE ARGS...: run a Windows program in the background, output
+# in $tmp/NAME.out and $tmp/NAME.err.
+start() {
+    local name=$1
+    shift
+    wine "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
+    bg_pid[$name]=$!
+}
+
+# wait_text NAME STREAM REGEX [SECONDS]: until the cleaned stream (out or
+# err) of NAME has a line matching REGEX. 0 when it did.
+wait_text() {
+    local name=$1 stream=$2 re=$3 secs=${4:-20} i
+    for i in $(seq $((secs * 10))); do
+        if clean "$tmp/$name.$stream" | grep -Eq -- "$re"; then
+            return 0
+        fi
+        if ! alive "${bg_pid[$name]}"; then
+            clean "$tmp/$name.$stream" | grep -Eq -- "$re"
+            return
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_exit NAME [SECONDS]: until NAME has exited; its status in bg_rc
+# (999 when it did not exit in time; it is then killed).
+wait_exit() {
+    local name=$1 secs=${2:-20} pid=${bg_pid[$1]} i
+    for i in $(seq $((secs * 10))); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    if alive "$pid"; then
+        stop_pid "$pid"
+        bg_rc=999
+    else
+        bg_rc=0
+        wait "$pid" || bg_rc=$?
+    fi
+    unset "bg_pid[$name]"
+}
+
+bg_details() {
+    echo "$1 stdout: $(clean "$tmp/$1.out" | head -c 600 | cat -v | head -n 10)"
+    echo "$1 stderr: $(clean "$tmp/$1.err" | head -c 600 | cat -v | head -n 10)"
+}
+
+# until the hub lists a subscription to PATTERN (sys.subscriptions).
+wait_subscribed() {
+    local pattern=$1 i
+    for i in $(seq 100); do
+        run call sys.subscriptions
+        if grep -Fq "\"pattern\":\"$pattern\"" "$tmp/out"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---- start the daemon -------------------------------------------------------
+wine "$PIPEHUBD" run --pipe "$PIPE" >"$tmp/server.out" 2>"$tmp/server.log" &
+server_pid=$!
+ready=0
+for i in $(seq 40); do
+    alive "$server_pid" || break
+    run --timeout 1000 call sys.ping
+    if [ "$rc" -eq 0 ]; then
+        ready=1
+        break
+    fi
+    sleep 0.5
+done
+if [ "$ready" -eq 1 ]; then
+    pass "server answers sys.ping on $PIPE"
+else
+    mapfile -t d < <(details)
+    fail "server answers sys.ping on $PIPE" "${d[@]}" \
+        "server.log: $(tail -n 5 "$tmp/server.log" | tr -d '\r')"
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+
+# ---- help and usage ----------------------------------------------------------
+run --help
+if [ "$rc" -eq 0 ] &&
+   grep -Eq '^  pub TOPIC \[PAYLOAD\]' "$tmp/out" &&
+   grep -Eq '^  sub PATTERN \[--count N\]' "$tmp/out" &&
+   grep -Eq '^  serve ROUTE \[--exclusive\] --exec CMD' "$tmp/out" &&
+   grep -Eq '^  routes ' "$tmp/out" &&
+   grep -Eq '^  monitor \[PATTERN\] \[--sys\] \[--count N\]' "$tmp/out" &&
+   grep -Eq '^  bench MODE' "$tmp/out"; then
+    pass "--help lists pub, sub, serve, routes, monitor and bench"
+else
+    mapfile -t d < <(details)
+    fail "--help lists pub, sub, serve, routes, monitor and bench" "${d[@]}"
+fi
+check "pub with a bad topic exits 2" 2 "" "pipehub: 'bad topic' is not a topic.*" \
+    -- pub "bad topic" x
+check "sub without a pattern exits 2" 2 "" "pipehub: sub needs a PATTERN.*" \
+    -- sub
+check "sub with a bad pattern exits 2" 2 "" "pipehub: 'a.\\*.b' is not a pattern.*" \
+    -- sub 'a.*.b'
+check "serve without --exec exits 2" 2 "" "pipehub: serve needs ROUTE and --exec CMD.*" \
+    -- serve demo.x
+check "serve '*' exits 2" 2 "" "pipehub: '\\*' is not a route.*" \
+    -- serve '*' --exec 'echo x'
+check "monitor with a bad pattern exits 2" 2 "" "pipehub: 'x y' is not a pattern.*" \
+    -- monitor 'x y'
+check "call with a missing @FILE exits 2" 2 "" "pipehub: cannot open $tmp/none: .*" \
+    -- call sys.echo "@$tmp/none"
+
+# ---- PAYLOAD from @FILE and stdin ------------------------------------------------
+printf 'l1\nl2\ttab\\x' >"$tmp/payload"
+run call sys.echo "@$tmp/payload"
+if [ "$rc" -eq 0 ] && cmp -s "$tmp/out" <(cat "$tmp/payload"; printf '\n'); then
+    pass "call sys.echo @FILE prints the file's bytes exactly (and a newline)"
+else
+    mapfile -t d < <(details)
+    fail "call sys.echo @FILE prints the file's bytes exactly" "${d[@]}"
+fi
+stdin=$tmp/payload
+run call sys.echo -
+stdin=/dev/null
+if [ "$rc" -eq 0 ] && cmp -s "$tmp/out" <(cat "$tmp/payload"; printf '\n'); then
+    pass "call sys.echo - sends standard input"
+else
+    mapfile -t d < <(details)
+    fail "call sys.echo - sends standard input" "${d[@]}"
+fi
+
+# ---- pub / sub ------------------------------------------------------------------
+start sub "$PIPEHUB" --pipe "$PIPE" sub 'demo.*' --count 3
+if wait_subscribed 'demo.*'; then
+    pass "sub 'demo.*' subscribes"
+else
+    fail "sub 'demo.*' subscribes" "$(bg_details sub)"
+fi
+check "pub other.topic (nobody listening) exits 0" 0 "" "" -- pub other.topic x
+check "pub demo.a hello exits 0" 0 "" "" -- pub demo.a hello
+check "pub demo.b @FILE exits 0" 0 "" "" -- pub demo.b "@$tmp/payload"
+printf 'from stdin' >"$tmp/stdin"
+stdin=$tmp/stdin
+check "pub demo.c - exits 0" 0 "" "" -- pub demo.c -
+stdin=/dev/null
+wait_exit sub
+printf '%s\n' 'demo.a hello' 'demo.b l1\nl2\ttab\\x' 'demo.c from stdin' \
+    >"$tmp/sub.want"
+if [ "$bg_rc" -eq 0 ] && clean "$tmp/sub.out" | cmp -s - "$tmp/sub.want"; then
+    pass "sub --count 3 printed the three events, escaped, and exited 0"
+else
+    fail "sub --count 3 printed the three events, escaped, and exited 0" \
+        "exit status $bg_rc" "$(bg_details sub)"
+fi
+check "pub sys.x is refused with exit 1" 1 "" \
+    "error: FORBIDDEN: topics under sys. belong to the hub" -- pub sys.x y
+
+start sub2 "$PIPEHUB" --pipe "$PIPE" sub never.happens
+if wait_subscribed never.happens; then
+    stop_pid "${bg_pid[sub2]}"
+    wait_exit sub2 5
+    if [ "$bg_rc" -eq 0 ]; then
+        pass "sub stops on Ctrl+C with exit 0"
+    else
+        fail "sub stops on Ctrl+C with exit 0" "exit status $bg_rc" \
+            "$(bg_details sub2)"
+    fi
+else
+    fail "sub never.happens subscribes" "$(bg_details sub2)"
+fi
+
+# ---- serve ----------------------------------------------------------------------
+start env "$PIPEHUB" --pipe "$PIPE" serve demo.env \
+    --exec 'echo caller=%PIPEHUB_CALLER% route=%PIPEHUB_ROUTE%'
+start cat "$PIPEHUB" --pipe "$PIPE" serve demo.cat \
+    --exec "\"$PIPEHUB_DOS\" --pipe $PIPE call sys.echo -"
+start fails "$PIPEHUB" --pipe "$PIPE" serve demo.fail \
+    --exec 'echo oops 1>&2 & exit 3'
+start slow "$PIPEHUB" --pipe "$PIPE" --timeout 1500 serve demo.slow \
+    --exec "\"$PIPEHUB_DOS\" --pipe $PIPE sub never.answered"
+all_up=1
+for pair in env:env cat:cat fails:fail slow:slow; do
+    name=${pair%%:*} route=demo.${pair#*:}
+    if ! wait_text "$name" err "^pipehub: conn [0-9]+ serves '${route/./\\.}' \\(shared\\)$"; then
+        all_up=0
+        fail "serve $route registers" "$(bg_details "$name")"
+    fi
+done
+[ "$all_up" -eq 1 ] && pass "four serve commands registered their routes"
+
+run call demo.env
+if [ "$rc" -eq 0 ] &&
+   [[ $(tr -d '\r' <"$tmp/out") =~ ^caller=[0-9]+\ route=demo\.env$ ]]; then
+    pass "call demo.env: CMD's output, with PIPEHUB_CALLER and PIPEHUB_ROUTE"
+else
+    mapfile -t d < <(details)
+    fail "call demo.env: CMD's output, with PIPEHUB_CALLER and PIPEHUB_ROUTE" \
+        "${d[@]}" "$(bg_details env)"
+fi
+run call demo.cat "@$tmp/payload"
+if [ "$rc" -eq 0 ] && cmp -s "$tmp/out" <(cat "$tmp/payload"; printf '\n'); then
+    pass "call demo.cat @FILE: the payload reached CMD's stdin intact"
+else
+    mapfile -t d < <(details)
+    fail "call demo.cat @FILE: the payload reached CMD's stdin intact" \
+        "${d[@]}" "$(bg_details cat)"
+fi
+check "a failing CMD is an ERROR 256 with its stderr, exit 1" 1 "" \
+    "error: 256: exit code 3: oops" -- call demo.fail x
+check "a CMD that runs past the provider's --timeout is stopped: TIMEOUT" 1 "" \
+    "error: TIMEOUT: the command ran longer than 1500 ms and was stopped" \
+    -- call demo.slow x
+if [ "$elapsed_ms" -lt 5000 ]; then
+    pass "the slow CMD was answered in $elapsed_ms ms"
+else
+    fail "the slow CMD was answered in under 5 s" "took $elapsed_ms ms"
+fi
+# The killed command was a pipehub sub: its subscription goes with it.
+gone=0
+for i in $(seq 50); do
+    run call sys.subscriptions
+    if ! grep -Fq never.answered "$tmp/out"; then
+        gone=1
+        break
+    fi
+    sleep 0.1
+done
+if [ "$gone" -eq 1 ]; then
+    pass "the stopped command's own process is gone too"
+else
+    fail "the stopped command's own process is gone too" "$(cat "$tmp/out")"
+fi
+check "serve sys.anything is refused FORBIDDEN, exit 1" 1 "" \
+    "error: FORBIDDEN: .*" -- serve sys.anything --exec 'echo x'
+
+# ---- routes ---------------------------------------------------------------------
+run routes
+table=$(tr -d '\r' <"$tmp/out")
+if [ "$rc" -eq 0 ] &&
+   [[ $(head -n 1 <<<"$table") =~ ^ROUTE\ +KIND\ +MODE\ +PROVIDERS\ +WAITING\ +FORWARDED$ ]] &&
+   grep -Eq '^sys\.echo +builtin +- +- +- +-$' <<<"$table" &&
+   grep -Eq '^demo\.env +provided +shared +1 +0 +[1-9][0-9]*$' <<<"$table" &&
+   grep -Eq '^demo\.cat +provided +shared +1 +0 +1$' <<<"$table"; then
+    pass "routes prints a table with built-in and provided routes"
+else
+    mapfile -t d < <(details)
+    fail "routes prints a table with built-in and provided routes" "${d[@]}"
+fi
+
+# ---- exclusive serve --------------------------------------------------------------
+start lock1 "$PIPEHUB" --pipe "$PIPE" serve demo.lock --exclusive --exec 'echo first'
+if wait_text lock1 err "^pipehub: conn [0-9]+ serves 'demo\\.lock' \\(exclusive\\)$"; then
+    start lock2 "$PIPEHUB" --pipe "$PIPE" serve demo.lock --exclusive \
+        --exec 'echo second'
+    if wait_text lock2 err "^pipehub: conn [0-9]+ waits for 'demo\\.lock' \\(exclusive\\), position 1$"; then
+        pass "a second exclusive serve waits in line at position 1"
+    else
+        fail "a second exclusive serve waits in line at position 1" \
+            "$(bg_details lock2)"
+    fi
+    check "call demo.lock goes to the holder" 0 "first" "" -- call demo.lock
+    stop_pid "${bg_pid[lock1]}"
+    wait_exit lock1 5
+    if [ "$bg_rc" -eq 0 ] &&
+        wait_text lock2 err "^pipehub: now holding 'demo\\.lock'$"; then
+        pass "after the holder's Ctrl+C (exit 0) the next one holds the route"
+    else
+        fail "after the holder's Ctrl+C (exit 0) the next one holds the route" \
+            "lock1 exit status $bg_rc" "$(bg_details lock1)" \
+            "$(bg_details lock2)"
+    fi
+    check "call demo.lock goes to the new holder" 0 "second" "" -- call demo.lock
+else
+    fail "serve demo.lock --exclusive registers" "$(bg_details lock1)"
+fi
+
+# ---- monitor ------------------------------------------------------------------
+ts='[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}'
+start mon "$PIPEHUB" --pipe "$PIPE" monitor --count 4
+for i in $(seq 40); do
+    run pub demo.m hello
+    run call demo.env
+    [ "$(clean "$tmp/mon.out" | wc -l)" -ge 4 ] && break
+    alive "${bg_pid[mon]}" || break
+    sleep 0.2
+done
+wait_exit mon 10
+mon=$(clean "$tmp/mon.out")
+if [ "$bg_rc" -eq 0 ] && [ "$(wc -l <<<"$mon")" -eq 4 ] &&
+   grep -Eq "^$ts [0-9]+->\\* EVENT demo\\.m id=0 len=5 hello$" <<<"$mon" &&
+   grep -Eq "^$ts [0-9]+->[0-9]+ REQUEST demo\\.env id=[0-9]+ len=0 $" <<<"$mon" &&
+   grep -Eq "^$ts [0-9]+->[0-9]+ REPLY - id=[0-9]+ len=[0-9]+ caller=[0-9]+ route=demo\\.env\\\\r\\\\n$" <<<"$mon"; then
+    pass "monitor --count 4 printed an EVENT, a REQUEST and its REPLY, and exited 0"
+else
+    fail "monitor --count 4 printed an EVENT, a REQUEST and its REPLY, and exited 0" \
+        "exit status $bg_rc" "$(bg_details mon)"
+fi
+start monsys "$PIPEHUB" --pipe "$PIPE" monitor 'sys.ping' --sys --count 2
+for i in $(seq 40); do
+    run call sys.ping
+    [ "$(clean "$tmp/monsys.out" | wc -l)" -ge 2 ] && break
+    alive "${bg_pid[monsys]}" || break
+    sleep 0.2
+done
+wait_exit monsys 10
+if [ "$bg_rc" -eq 0 ] &&
+   clean "$tmp/monsys.out" | grep -Eq "^$ts [0-9]+->hub REQUEST sys\\.ping id=[0-9]+ len=0 $"; then
+    pass "monitor sys.ping --sys shows the built-in route's traffic"
+else
+    fail "monitor sys.ping --sys shows the built-in route's traffic" \
+        "exit status $bg_rc" "$(bg_details monsys)"
+fi
+
+# ---- the examples ----------------------------------------------------------------
+rc=0
+wine "$EXAMPLES/example_caller.exe" "$PIPE" "hello world" >"$tmp/ex.out" \
+    2>"$tmp/ex.err" </dev/null || rc=$?
+if [ "$rc" -eq 1 ] && clean "$tmp/ex.err" | grep -Eq '^error 3: no route'; then
+    pass "example_caller without a provider: error 3 (NO_ROUTE), exit 1"
+else
+    fail "example_caller without a provider: error 3 (NO_ROUTE), exit 1" \
+        "exit status $rc" "stderr: $(clean "$tmp/ex.err")"
+fi
+start provider "$EXAMPLES/example_provider.exe" "$PIPE" 1
+start subscriber "$EXAMPLES/example_subscriber.exe" "$PIPE" 1
+if wait_text provider out '^registered: \{.*"state":"serving".*\}$' &&
+   wait_text subscriber out '^subscribed to example\.\*$'; then
+    rc=0
+    wine "$EXAMPLES/example_caller.exe" "$PIPE" "hello world" >"$tmp/ex.out" \
+        2>"$tmp/ex.err" </dev/null || rc=$?
+    if [ "$rc" -eq 0 ] && [ "$(clean "$tmp/ex.out")" = "HELLO WORLD" ]; then
+        pass "example_caller prints the provider's answer HELLO WORLD"
+    else
+        fail "example_caller prints the provider's answer HELLO WORLD" \
+            "exit status $rc" "stdout: $(clean "$tmp/ex.out")" \
+            "stderr: $(clean "$tmp/ex.err")"
+    fi
+    wait_exit provider
+    if [ "$bg_rc" -eq 0 ] && clean "$tmp/provider.out" |
+        grep -Eq '^example\.upper from conn [0-9]+: 11 bytes$'; then
+        pass "example_provider served one request and exited 0"
+    else
+        fail "example_provider served one request and exited 0" \
+            "exit status $bg_rc" "$(bg_details provider)"
+    fi
+    wait_exit subscriber
+    if [ "$bg_rc" -eq 0 ] && clean "$tmp/subscriber.out" |
+        grep -Eq '^example\.news hello world$'; then
+        pass "example_subscriber printed the caller's event and exited 0"
+    else
+        fail "example_subscriber printed the caller's event and exited 0" \
+            "exit status $bg_rc" "$(bg_details subscriber)"
+    fi
+else
+    fail "example_provider and example_subscriber start" \
+        "$(bg_details provider)" "$(bg_details subscriber)"
+fi
+
+# ---- stop --------------------------------------------------------------------------
+# The serve commands end with the server: the connection closes (exit 3).
+stop_pid "$server_pid"
+server_pid=
+for name in env cat fails slow lock2; do
+    [ -n "${bg_pid[$name]:-}" ] || continue
+    wait_exit "$name" 10
+    if [ "$bg_rc" -ne 3 ]; then
+        fail "serve ($name) exits 3 when the server stops" \
+            "exit status $bg_rc" "$(bg_details "$name")"
+        continue
+    fi
+    pass "serve ($name) exits 3 when the server stops"
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
