@@ -149,6 +149,29 @@ static ph_err sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
     return json_reply_end(peer, out, start, &j, f, res);
 }
 
+static ph_err sys_process(const ph_router *r, ph_peer *peer,
+                          const ph_frame *f, ph_buf *out,
+                          ph_route_result *res)
+{
+    ph_process_info p;
+    size_t start;
+    ph_json j;
+    ph_err err;
+
+    memset(&p, 0, sizeof p);
+    if (r->process)
+        r->process(r->stats_ctx, &p);
+    err = ph_frame_begin(out, PH_REPLY, f->id, 0, NULL, 0, &start);
+    if (err != PH_OK)
+        return err;
+    ph_json_begin(&j, out);
+    ph_json_u64(&j, "pid", p.pid);
+    ph_json_u64(&j, "handles", p.handles);
+    ph_json_u64(&j, "private_bytes", p.private_bytes);
+    ph_json_u64(&j, "working_set", p.working_set);
+    return json_reply_end(peer, out, start, &j, f, res);
+}
+
 static const struct {
     const char *route;
     builtin_fn fn;
@@ -157,10 +180,11 @@ static const struct {
     {"sys.echo", sys_echo},
     {"sys.hello", sys_hello},
     {"sys.stats", sys_stats},
+    {"sys.process", sys_process},
 };
 
-const char *const ph_router_builtins[] = {"sys.ping", "sys.echo",
-                                          "sys.hello", "sys.stats", NULL};
+const char *const ph_router_builtins[] = {"sys.ping", "sys.echo", "sys.hello",
+                                          "sys.stats", "sys.process", NULL};
 
 int ph_router_is_builtin(const ph_frame *f)
 {

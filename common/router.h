@@ -53,12 +53,22 @@ typedef struct ph_stats {
     uint64_t access_denied;
 } ph_stats;
 
+/* The server process itself, for sys.process (soak tests watch it). */
+typedef struct ph_process_info {
+    uint64_t pid;
+    uint64_t handles;        /* open handles */
+    uint64_t private_bytes;  /* committed private memory */
+    uint64_t working_set;    /* resident memory */
+} ph_process_info;
+
 typedef struct ph_router {
     const char *server_version;  /* reported by sys.hello, e.g. "0.1.0" */
     /* Fills a snapshot for sys.stats. Called on a worker thread; must not
      * block for long. */
     void (*stats)(void *ctx, ph_stats *out);
     void *stats_ctx;
+    /* Fills sys.process's answer (stats_ctx is passed). May be NULL. */
+    void (*process)(void *ctx, ph_process_info *out);
 } ph_router;
 
 /* What the router knows of the sender. Owned by the connection. */
