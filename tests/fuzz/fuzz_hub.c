@@ -169,8 +169,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             request(i, (op >> 4) & 1 ? "sys.routes" : "sys.subscriptions", "");
             break;
         case 14:
-            /* A hub-assigned id the provider never got. */
-            (void)fake_frame(i, PH_REPLY, "", k * 7919u, 0, "", 0);
+            if ((op >> 4) & 1) {
+                /* A hub-assigned id the provider never got. */
+                (void)fake_frame(i, PH_REPLY, "", k * 7919u, 0, "", 0);
+                break;
+            }
+            /* An abusive frame: a control route or an event with bytes
+             * straight from the input as its payload, any kind. */
+            {
+                static const char *const routes[] = {
+                    "sys.register", "sys.subscribe", "sys.unsubscribe",
+                    "sys.unregister", "sys.client", "sys.monitor",
+                    "sys.route.up", "a"};
+                size_t n = size - pos < 24 ? size - pos : 24;
+                uint8_t kind = (uint8_t)(1 + (k & 3));
+                const char *r = routes[(k >> 2) % 8];
+                if (kind == PH_REQUEST) {
+                    if (S[i].next_id >= MAX_OUT)
+                        break;
+                    S[i].out[S[i].next_id++] = 1;
+                    (void)fake_frame(i, kind, r, S[i].next_id, 0, data + pos, n);
+                } else {
+                    (void)fake_frame(i, kind, kind == PH_EVENT ? r : "", 0,
+                                     (uint32_t)n, data + pos, n);
+                }
+                pos += n;
+            }
             break;
         default:
             request(i, names[3 + k % 5], "");
