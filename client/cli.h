@@ -114,6 +114,11 @@ int ph_cli_pub(const cli *o, int argc, char **argv);
 int ph_cli_sub(const cli *o, int argc, char **argv);
 int ph_cli_serve(const cli *o, int argc, char **argv);
 int ph_cli_monitor(const cli *o, int argc, char **argv);
+/* client/cli_admin.c: sys.clients as a table (--json: as it is), and the
+ * diagnosis of a pipe name (exit 0 no finding, 1 a WARN or FAIL, 3 nothing
+ * serves the name). */
+int ph_cli_clients(const cli *o, int argc, char **argv);
+int ph_cli_doctor(const cli *o, int argc, char **argv);
 int ph_cli_bench(const cli *o, int argc, char **argv); /* bench/loadgen.c */
 
 #endif

@@ -47,6 +47,16 @@ static const char usage_text[] =
     "                        (conn ids; hub: the hub, *: the subscribers; the\n"
     "                        payload's first 48 bytes). Needs an\n"
     "                        administrator or the service's account\n"
+    "  clients [--json]      table of the hub's connections (sys.clients):\n"
+    "                        pid, account, integrity, executable, since\n"
+    "                        when, frames and bytes, queued output, routes,\n"
+    "                        subscriptions; --json prints the reply as it is.\n"
+    "                        Needs an administrator or the service's account\n"
+    "  doctor [--pipe NAME]  check the pipe name: OK/INFO/WARN/FAIL per\n"
+    "                        check (server, round trip, serving process and\n"
+    "                        account, pipe DACL in words, remote clients,\n"
+    "                        load); exit 1 on any WARN or FAIL, 3 when\n"
+    "                        nothing serves the name\n"
     "  bench MODE [OPTIONS]  load generator (bench/run.sh); one line of\n"
     "                        key=value results per run\n"
     "\n"
@@ -351,6 +361,7 @@ int main(int argc, char **argv)
         {"stats", ph_cli_stats}, {"routes", ph_cli_routes},
         {"pub", ph_cli_pub},     {"sub", ph_cli_sub},
         {"serve", ph_cli_serve}, {"monitor", ph_cli_monitor},
+        {"clients", ph_cli_clients}, {"doctor", ph_cli_doctor},
         {"bench", ph_cli_bench},
     };
     const char *pipe = PH_PIPE_DEFAULT, *v, *cmd;
