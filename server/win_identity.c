@@ -24,22 +24,63 @@ static void utf8(const WCHAR *w, char *out, size_t cap)
 typedef BOOL(WINAPI *lookup_local_fn)(PSID, LPWSTR, LPDWORD, LPWSTR, LPDWORD,
                                       PSID_NAME_USE);
 
-static void account_name(PSID sid, char *out, size_t cap)
+/* What every capture needs and never changes: the look-up function, the
+ * service's own user SID, the Administrators SID. Filled once. */
+static INIT_ONCE once = INIT_ONCE_STATIC_INIT;
+static lookup_local_fn lookup_local;
+static BYTE own_sid[SECURITY_MAX_SID_SIZE];
+static BYTE admins_sid[SECURITY_MAX_SID_SIZE];
+
+static BOOL CALLBACK init_once(PINIT_ONCE o, PVOID param, PVOID *ctx)
 {
-    static lookup_local_fn lookup;
-    static LONG resolved;
+    HMODULE m = GetModuleHandleA("advapi32.dll");
+    DWORD n = sizeof admins_sid;
+    BYTE buf[512];
+    HANDLE mine;
+
+    if (m != NULL)
+        lookup_local = (lookup_local_fn)(void (*)(void))GetProcAddress(
+            m, "LookupAccountSidLocalW");
+    if (OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mine)) {
+        if (GetTokenInformation(mine, TokenUser, buf, sizeof buf, &n))
+            CopySid(sizeof own_sid, own_sid, ((TOKEN_USER *)buf)->User.Sid);
+        CloseHandle(mine);
+    }
+    n = sizeof admins_sid;
+    CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, admins_sid, &n);
+    return TRUE;
+}
+
+/* Account names by SID string, so a busy account costs one look-up, not
+ * one per connection. A name that changes (a renamed account) shows up
+ * once the entry is overwritten; it is for humans, decisions use SIDs. */
+#define NAME_CACHE 32
+static SRWLOCK name_lock = SRWLOCK_INIT;
+static struct {
+    char sid[80];
+    char name[128];
+} names[NAME_CACHE];
+static unsigned name_next;
+
+static void account_name(PSID sid, const char *sid_text, char *out,
+                         size_t cap)
+{
     WCHAR name[128], domain[128], both[260];
     DWORD nn = 128, nd = 128;
     SID_NAME_USE use;
+    unsigned i;
 
     out[0] = '\0';
-    if (!InterlockedCompareExchange(&resolved, 1, 0)) {
-        HMODULE m = GetModuleHandleA("advapi32.dll");
-        if (m != NULL)
-            lookup = (lookup_local_fn)(void (*)(void))GetProcAddress(
-                m, "LookupAccountSidLocalW");
+    AcquireSRWLockShared(&name_lock);
+    for (i = 0; i < NAME_CACHE; i++) {
+        if (strcmp(names[i].sid, sid_text) == 0) {
+            snprintf(out, cap, "%s", names[i].name);
+            ReleaseSRWLockShared(&name_lock);
+            return;
+        }
     }
-    if (lookup == NULL || !lookup(sid, name, &nn, domain, &nd, &use))
+    ReleaseSRWLockShared(&name_lock);
+    if (lookup_local == NULL || !lookup_local(sid, name, &nn, domain, &nd, &use))
         return;
     if (domain[0])
         _snwprintf(both, 260, L"%ls\\%ls", domain, name);
@@ -47,21 +88,41 @@ static void account_name(PSID sid, char *out, size_t cap)
         _snwprintf(both, 260, L"%ls", name);
     both[259] = 0;
     utf8(both, out, cap);
+    if (strlen(sid_text) < sizeof names[0].sid &&
+        strlen(out) < sizeof names[0].name) {
+        AcquireSRWLockExclusive(&name_lock);
+        i = name_next++ % NAME_CACHE;
+        snprintf(names[i].sid, sizeof names[i].sid, "%s", sid_text);
+        snprintf(names[i].name, sizeof names[i].name, "%s", out);
+        ReleaseSRWLockExclusive(&name_lock);
+    }
 }
 
-static void *token_info(HANDLE token, TOKEN_INFORMATION_CLASS cls)
+/* GetTokenInformation into buf (cap bytes) when it fits, the usual case
+ * (one call); otherwise into a heap block of the size asked for. The
+ * caller frees the result with token_free(result, buf). */
+static void *token_info(HANDLE token, TOKEN_INFORMATION_CLASS cls, void *buf,
+                        DWORD cap)
 {
     DWORD n = 0;
     void *p;
 
-    GetTokenInformation(token, cls, NULL, 0, &n);
-    if (n == 0 || (p = HeapAlloc(GetProcessHeap(), 0, n)) == NULL)
+    if (GetTokenInformation(token, cls, buf, cap, &n))
+        return buf;
+    if (GetLastError() != ERROR_INSUFFICIENT_BUFFER || n == 0 ||
+        (p = HeapAlloc(GetProcessHeap(), 0, n)) == NULL)
         return NULL;
     if (!GetTokenInformation(token, cls, p, n, &n)) {
         HeapFree(GetProcessHeap(), 0, p);
         return NULL;
     }
     return p;
+}
+
+static void token_free(void *p, void *buf)
+{
+    if (p != NULL && p != buf)
+        HeapFree(GetProcessHeap(), 0, p);
 }
 
 static const char *integrity_name(DWORD rid)
@@ -77,55 +138,25 @@ static const char *integrity_name(DWORD rid)
     return "untrusted";
 }
 
-/* The service's own account or a member of BUILTIN\Administrators (an
- * enabled group: a filtered UAC token has it deny-only, and is no admin). */
-static int is_admin(HANDLE token, PSID user)
-{
-    static const SID_IDENTIFIER_AUTHORITY nt = {SECURITY_NT_AUTHORITY};
-    TOKEN_GROUPS *groups;
-    TOKEN_USER *self = NULL;
-    HANDLE mine;
-    PSID admins = NULL;
-    DWORD i;
-    int yes = 0;
-
-    if (OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mine)) {
-        self = token_info(mine, TokenUser);
-        CloseHandle(mine);
-    }
-    if (self != NULL) {
-        yes = EqualSid(self->User.Sid, user);
-        HeapFree(GetProcessHeap(), 0, self);
-    }
-    if (yes || !AllocateAndInitializeSid((PSID_IDENTIFIER_AUTHORITY)&nt, 2,
-                                         SECURITY_BUILTIN_DOMAIN_RID,
-                                         DOMAIN_ALIAS_RID_ADMINS, 0, 0, 0, 0,
-                                         0, 0, &admins))
-        return yes;
-    groups = token_info(token, TokenGroups);
-    for (i = 0; groups != NULL && i < groups->GroupCount && !yes; i++)
-        yes = (groups->Groups[i].Attributes & SE_GROUP_ENABLED) &&
-              EqualSid(groups->Groups[i].Sid, admins);
-    if (groups != NULL)
-        HeapFree(GetProcessHeap(), 0, groups);
-    FreeSid(admins);
-    return yes;
-}
-
 /* The token's enabled groups (not deny-only ones) as comma-separated SIDs,
- * for [route.NAME] access rules. Cut at a whole SID if it does not fit. */
-static void groups_list(HANDLE token, char *out, size_t cap)
+ * for [route.NAME] access rules (cut at a whole SID if they do not fit),
+ * and whether Administrators is among them: a filtered UAC token has it
+ * deny-only, and is no admin. */
+static int groups_list(const TOKEN_GROUPS *g, char *out, size_t cap)
 {
-    TOKEN_GROUPS *g = token_info(token, TokenGroups);
     size_t len = 0, n;
     DWORD i;
     char *sid;
+    int admin = 0;
 
     out[0] = '\0';
     for (i = 0; g != NULL && i < g->GroupCount; i++) {
         DWORD a = g->Groups[i].Attributes;
-        if (!(a & SE_GROUP_ENABLED) || (a & SE_GROUP_USE_FOR_DENY_ONLY) ||
-            !ConvertSidToStringSidA(g->Groups[i].Sid, &sid))
+        if (!(a & SE_GROUP_ENABLED) || (a & SE_GROUP_USE_FOR_DENY_ONLY))
+            continue;
+        if (EqualSid(g->Groups[i].Sid, (PSID)admins_sid))
+            admin = 1;
+        if (!ConvertSidToStringSidA(g->Groups[i].Sid, &sid))
             continue;
         n = strlen(sid);
         if (len + n + 2 <= cap) {
@@ -136,31 +167,34 @@ static void groups_list(HANDLE token, char *out, size_t cap)
         }
         LocalFree(sid);
     }
-    if (g != NULL)
-        HeapFree(GetProcessHeap(), 0, g);
+    return admin;
 }
 
 static void from_token(HANDLE token, ph_conn_identity *id)
 {
-    TOKEN_USER *user = token_info(token, TokenUser);
-    TOKEN_MANDATORY_LABEL *label = token_info(token, TokenIntegrityLevel);
+    BYTE ubuf[256], lbuf[128], gbuf[4096];
+    TOKEN_USER *user = token_info(token, TokenUser, ubuf, sizeof ubuf);
+    TOKEN_MANDATORY_LABEL *label =
+        token_info(token, TokenIntegrityLevel, lbuf, sizeof lbuf);
+    TOKEN_GROUPS *groups = token_info(token, TokenGroups, gbuf, sizeof gbuf);
     TOKEN_STATISTICS st;
     DWORD n;
     char *sid = NULL;
+    int admin_group;
 
+    admin_group = groups_list(groups, id->groups, sizeof id->groups);
     if (user != NULL) {
         if (ConvertSidToStringSidA(user->User.Sid, &sid)) {
             snprintf(id->sid, sizeof id->sid, "%s", sid);
             LocalFree(sid);
         }
-        account_name(user->User.Sid, id->account, sizeof id->account);
-        /* A sandboxed token can carry its user SID deny-only: such a
-         * client is not that user for granting anything. */
+        account_name(user->User.Sid, id->sid, id->account, sizeof id->account);
+        /* The service's own account or an administrator; a sandboxed token
+         * can carry its user SID deny-only: such a client is not that user
+         * for granting anything. */
         id->who.admin = !(user->User.Attributes & SE_GROUP_USE_FOR_DENY_ONLY) &&
-                        is_admin(token, user->User.Sid);
-        HeapFree(GetProcessHeap(), 0, user);
+                        (EqualSid(user->User.Sid, (PSID)own_sid) || admin_group);
     }
-    groups_list(token, id->groups, sizeof id->groups);
     if (label != NULL) {
         PSID s = label->Label.Sid;
         UCHAR k = *GetSidSubAuthorityCount(s);
@@ -169,8 +203,10 @@ static void from_token(HANDLE token, ph_conn_identity *id)
             snprintf(id->integrity, sizeof id->integrity, "%s",
                      integrity_name(id->who.integrity_rid));
         }
-        HeapFree(GetProcessHeap(), 0, label);
     }
+    token_free(user, ubuf);
+    token_free(label, lbuf);
+    token_free(groups, gbuf);
     if (GetTokenInformation(token, TokenStatistics, &st, sizeof st, &n))
         snprintf(id->logon_session, sizeof id->logon_session, "0x%lx:0x%lx",
                  (unsigned long)st.AuthenticationId.HighPart,
@@ -214,6 +250,7 @@ void ph_identity_capture(HANDLE pipe, ULONG pid, ph_conn_identity *id)
     WCHAR path[MAX_PATH * 2];
     DWORD n = MAX_PATH * 2;
 
+    InitOnceExecuteOnce(&once, init_once, NULL, NULL);
     memset(id, 0, sizeof *id);
     id->who.pid = pid;
     proc = pid ? OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid)
