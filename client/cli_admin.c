@@ -1240,6 +1240,44 @@ static void check_stats(doctor *d, ph_client *c)
     ph_reply_free(&r);
 }
 
+/* sys.config: the limits this server holds its clients to. */
+static void check_config(doctor *d, ph_client *c)
+{
+    static const char *const keys[] = {
+        "server.max_connections", "limits.max_connections_per_user",
+        "limits.send_queue_bytes", "limits.max_queued_bytes",
+        "limits.first_frame_timeout_ms", "limits.frame_timeout_ms",
+        "limits.send_stall_timeout_ms", "limits.idle_timeout_ms",
+        "limits.request_timeout_ms", "limits.max_inflight_per_client",
+        "limits.max_routes_per_client", "limits.max_subscriptions_per_client",
+    };
+    char v[64], line[1024], remote[16];
+    size_t k, n, used = 0;
+    const char *j;
+    ph_reply r;
+
+    if (!hub_call(d, c, "sys.config", "settings", ST_INFO, &r))
+        return;
+    j = (const char *)r.payload;
+    n = r.payload_len;
+    line[0] = '\0';
+    for (k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        if (ph_cli_json_get(j, n, keys[k], v, sizeof v) == 1 &&
+            used < sizeof line)
+            used += (size_t)snprintf(line + used, sizeof line - used,
+                                     "%s%s %s", used ? ", " : "",
+                                     strchr(keys[k], '.') + 1, v);
+    say(d, ST_INFO, "settings", "%s", used ? line : "(none reported)");
+    if (ph_cli_json_get(j, n, "security.allow_remote", remote,
+                        sizeof remote) == 1)
+        say(d, strcmp(remote, "true") == 0 ? ST_WARN : ST_OK, "allow_remote",
+            "the server says allow_remote = %s%s", remote,
+            strcmp(remote, "true") == 0
+                ? ": clients from other machines are accepted"
+                : ": remote clients are rejected (PIPE_REJECT_REMOTE_CLIENTS)");
+    ph_reply_free(&r);
+}
+
 /* sys.process: the hub's own pid, against the pipe's serving process. */
 static void check_process(doctor *d, ph_client *c)
 {
@@ -1352,8 +1390,10 @@ int ph_cli_doctor(const cli *o, int argc, char **argv)
     check_pipe_info(&d, h);
     check_remote(&d);
     check_security(&d, h);
-    if (hello_ok)
+    if (hello_ok) {
+        check_config(&d, c);
         check_stats(&d, c);
+    }
     CloseHandle(h);
     ph_client_close(c);
 

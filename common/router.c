@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "options.h"
 
 /* A built-in route: writes its reply (or error) for f into out. */
 typedef ph_err (*builtin_fn)(const ph_router *r, ph_peer *peer,
@@ -172,6 +173,41 @@ static ph_err sys_process(const ph_router *r, ph_peer *peer,
     return json_reply_end(peer, out, start, &j, f, res);
 }
 
+/* sys.config: every setting in force, "section.key": "value", so a client
+ * (pipehub doctor) can show the limits it is held to. The log file's path
+ * is left out: it says nothing about limits and is the admin's business. */
+static ph_err sys_config(const ph_router *r, ph_peer *peer, const ph_frame *f,
+                         ph_buf *out, ph_route_result *res)
+{
+    const ph_options *o = r->options ? r->options(r->stats_ctx) : NULL;
+    const ph_option_def *d;
+    char key[96], value[PH_SDDL_MAX + 16];
+    size_t start;
+    uint32_t i;
+    ph_json j;
+    ph_err err;
+
+    err = ph_frame_begin(out, PH_REPLY, f->id, 0, NULL, 0, &start);
+    if (err != PH_OK)
+        return err;
+    ph_json_begin(&j, out);
+    for (d = ph_option_defs; o != NULL && d->key != NULL; d++) {
+        if (strcmp(d->section, "log") == 0 && strcmp(d->key, "file") == 0)
+            continue;
+        snprintf(key, sizeof key, "%s.%s", d->section, d->key);
+        ph_option_format(d, o, value, sizeof value);
+        ph_json_str(&j, key, value, strlen(value));
+    }
+    for (i = 0; o != NULL && i < o->nroutes; i++) {
+        snprintf(key, sizeof key, "route.%.60s.request_timeout_ms",
+                 o->routes[i].name);
+        snprintf(value, sizeof value, "%u",
+                 (unsigned)o->routes[i].request_timeout_ms);
+        ph_json_str(&j, key, value, strlen(value));
+    }
+    return json_reply_end(peer, out, start, &j, f, res);
+}
+
 static const struct {
     const char *route;
     builtin_fn fn;
@@ -181,10 +217,12 @@ static const struct {
     {"sys.hello", sys_hello},
     {"sys.stats", sys_stats},
     {"sys.process", sys_process},
+    {"sys.config", sys_config},
 };
 
-const char *const ph_router_builtins[] = {"sys.ping", "sys.echo", "sys.hello",
-                                          "sys.stats", "sys.process", NULL};
+const char *const ph_router_builtins[] = {
+    "sys.ping", "sys.echo", "sys.hello", "sys.stats", "sys.process",
+    "sys.config", NULL};
 
 int ph_router_is_builtin(const ph_frame *f)
 {

@@ -69,6 +69,9 @@ typedef struct ph_router {
     void *stats_ctx;
     /* Fills sys.process's answer (stats_ctx is passed). May be NULL. */
     void (*process)(void *ctx, ph_process_info *out);
+    /* The settings in force, for sys.config (stats_ctx is passed). May be
+     * NULL. */
+    const struct ph_options *(*options)(void *ctx);
 } ph_router;
 
 /* What the router knows of the sender. Owned by the connection. */

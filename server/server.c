@@ -89,6 +89,11 @@ static void collect_stats(void *ctx, ph_stats *s)
     s->access_denied = h.access_denied;
 }
 
+static const ph_options *live_options(void *ctx)
+{
+    return ph_server_live(ctx);
+}
+
 /* sys.process: what a soak test watches. Wine's GetProcessHandleCount
  * answers 0; there the handle values (small multiples of 4) are probed,
  * which takes a while, fine for a question asked now and then. */
@@ -249,6 +254,7 @@ ph_err ph_server_start(const ph_options *opts, const char *config_path,
     srv->router.stats = collect_stats;
     srv->router.stats_ctx = srv;
     srv->router.process = collect_process;
+    srv->router.options = live_options;
     srv->started_ms = GetTickCount64();
     InitializeCriticalSection(&srv->lock);
     InitializeCriticalSection(&srv->reload_lock);

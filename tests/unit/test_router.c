@@ -14,7 +14,8 @@ static void fake_stats(void *ctx, ph_stats *s)
 }
 
 static uint64_t frames_seen = 42;
-static const ph_router router = {"9.9.9", fake_stats, &frames_seen, NULL};
+static const ph_router router = {"9.9.9", fake_stats, &frames_seen, NULL,
+                                 NULL};
 
 /* Run one request through the router and decode the single frame it wrote. */
 static ph_err one(ph_peer *peer, uint8_t kind, const char *route, uint32_t id,
