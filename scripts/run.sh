@@ -11,6 +11,12 @@ pipehubd is starting on \\\\.\\pipe\\pipehub. From another terminal, talk to it:
   WINEPREFIX=$WINEPREFIX WINEDEBUG=-all wine $PH_BUILD/mingw/pipehub.exe call sys.echo hello
   WINEPREFIX=$WINEPREFIX WINEDEBUG=-all wine $PH_BUILD/mingw/pipehub.exe ping -n 5
   WINEPREFIX=$WINEPREFIX WINEDEBUG=-all wine $PH_BUILD/mingw/pipehub.exe stats
+Through the hub (each in its own terminal):
+  WINEPREFIX=$WINEPREFIX WINEDEBUG=-all wine $PH_BUILD/mingw/pipehub.exe sub "demo.*"
+  WINEPREFIX=$WINEPREFIX WINEDEBUG=-all wine $PH_BUILD/mingw/pipehub.exe pub demo.hello hi
+  WINEPREFIX=$WINEPREFIX WINEDEBUG=-all wine $PH_BUILD/mingw/pipehub.exe serve demo.time --exec "echo %TIME%"
+  WINEPREFIX=$WINEPREFIX WINEDEBUG=-all wine $PH_BUILD/mingw/pipehub.exe call demo.time
+  WINEPREFIX=$WINEPREFIX WINEDEBUG=-all wine $PH_BUILD/mingw/pipehub.exe routes
 Press Ctrl+C here to stop it.
 
 MSG
