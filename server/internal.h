@@ -190,6 +190,8 @@ static inline const ph_options *ph_server_live(ph_server *srv)
     return &__atomic_load_n(&srv->live, __ATOMIC_ACQUIRE)->opts;
 }
 
+/* Reads one pump() does inline before the connection yields its worker. */
+#define PH_PUMP_READS_MAX 32
 /* A connection told why it is being closed gets this long to read it. */
 #define PH_CLOSE_GRACE_MS 2000
 /* How often open connections are checked against their deadlines. */

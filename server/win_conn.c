@@ -268,10 +268,17 @@ static void timed_out(ph_conn *c, volatile LONG64 *counter, const char *fmt,
 size_t ph_conn_check(ph_conn *c, ULONGLONG now, const ph_options *live)
 {
     ph_limit_counters *lim = &c->srv->limits;
-    size_t queued = 0;
+    size_t queued = c->check_queued;
     char why[96];
 
-    EnterCriticalSection(&c->lock);
+    /* Never wait here (the caller holds srv->lock): a connection whose lock
+     * is busy is being served, and is looked at again next second. */
+    if (!TryEnterCriticalSection(&c->lock))
+        return queued;
+    queued = 0;
+    /* Read under c's lock: a deadline field set after a clock read taken
+     * earlier would make "now - field" wrap and fire at once. */
+    now = GetTickCount64();
     if (c->state != PH_CONN_OPEN)
         goto out;
     if (c->close_after_flush) {
@@ -282,7 +289,7 @@ size_t ph_conn_check(ph_conn *c, ULONGLONG now, const ph_options *live)
         }
         goto out;
     }
-    if (live->idle_timeout_ms != 0 &&
+    if (live->idle_timeout_ms != 0 && now >= c->last_active &&
         now - c->last_active >= live->idle_timeout_ms) {
         snprintf(why, sizeof why, "idle for %u ms",
                  (unsigned)live->idle_timeout_ms);
@@ -290,20 +297,21 @@ size_t ph_conn_check(ph_conn *c, ULONGLONG now, const ph_options *live)
         ensure_finish(c);
         goto out;
     }
-    if (!c->got_frame && now - c->connected_at >= live->first_frame_timeout_ms) {
+    if (!c->got_frame && now >= c->connected_at &&
+        now - c->connected_at >= live->first_frame_timeout_ms) {
         timed_out(c, &lim->first_frame_timeout, "no whole frame within "
                   "first_frame_timeout_ms (%u ms) of connecting",
                   (unsigned)live->first_frame_timeout_ms);
         goto out;
     }
-    if (c->partial_since != 0 &&
+    if (c->partial_since != 0 && now >= c->partial_since &&
         now - c->partial_since >= live->frame_timeout_ms) {
         timed_out(c, &lim->frame_timeout, "a frame begun was not complete "
                   "within frame_timeout_ms (%u ms)",
                   (unsigned)live->frame_timeout_ms);
         goto out;
     }
-    if (c->stall_since != 0 &&
+    if (c->stall_since != 0 && now >= c->stall_since &&
         now - c->stall_since >= live->send_stall_timeout_ms) {
         count(&lim->send_stall);
         if (ph_log_limit_allow())
@@ -670,6 +678,19 @@ static int take_inbox(ph_conn *c)
     return -1;
 }
 
+/* c->lock held: queue a PH_OP_KICK, so a worker pumps c later (once). */
+static void post_kick(ph_conn *c)
+{
+    if (c->kick_posted)
+        return;
+    c->kick_posted = 1;
+    c->ops_pending++;
+    if (!PostQueuedCompletionStatus(c->srv->port, 0, 0, &c->op_kick.ov)) {
+        c->kick_posted = 0;
+        c->ops_pending--;
+    }
+}
+
 /* c->lock held by a thread that is not c's reader (the hub kicked c, or an
  * unlock found work): take the inbox and write, but never read here: reading
  * would route c's frames with another connection's locks held. When c's
@@ -677,22 +698,21 @@ static int take_inbox(ph_conn *c)
  * kick lets a worker resume them. */
 static void service_locked(ph_counters *k, ph_conn *c)
 {
+    int was_open = c->state == PH_CONN_OPEN;
+
     if (take_inbox(c) != 0)
         return;
     while (c->state == PH_CONN_OPEN && !c->writing &&
            (c->in_flight.len > 0 || c->send_queue.len > 0))
         start_write(k, c);
+    /* A write that failed here closed c; only the call that moved it from
+     * OPEN to CLOSING may queue its finish. */
+    if (was_open && c->state == PH_CONN_CLOSING)
+        ensure_finish(c);
     publish_queued(c);
-    if (c->state == PH_CONN_OPEN && !c->reading && !c->kick_posted &&
-        !c->close_after_flush &&
-        c->send_queue.len < ph_server_live(c->srv)->send_queue_bytes) {
-        c->kick_posted = 1;
-        c->ops_pending++;
-        if (!PostQueuedCompletionStatus(c->srv->port, 0, 0, &c->op_kick.ov)) {
-            c->kick_posted = 0;
-            c->ops_pending--;
-        }
-    }
+    if (c->state == PH_CONN_OPEN && !c->reading && !c->close_after_flush &&
+        c->send_queue.len < ph_server_live(c->srv)->send_queue_bytes)
+        post_kick(c);
 }
 
 /* Leave c->lock, then look once more: a frame routed to c while it was held
@@ -715,6 +735,8 @@ static void conn_unlock(ph_conn *c)
  * limit, which is how a client that does not read its replies is held back. */
 static void pump(ph_counters *k, ph_conn *c)
 {
+    int reads = 0;
+
     while (c->state == PH_CONN_OPEN) {
         if (c->attention && take_inbox(c) != 0)
             break;
@@ -730,8 +752,16 @@ static void pump(ph_counters *k, ph_conn *c)
         if (c->reading ||
             c->send_queue.len >= ph_server_live(c->srv)->send_queue_bytes)
             break;
+        /* A client that always has data waiting would keep this worker and
+         * its lock (and whoever waits for them) forever: after a few reads
+         * it goes to the back of the completion queue. */
+        if (reads == PH_PUMP_READS_MAX) {
+            post_kick(c);
+            break;
+        }
         if (!read_now(k, c))
             break;
+        reads++;
     }
     publish_queued(c);
 }
@@ -785,6 +815,11 @@ static void on_connect(ph_worker *w, ph_conn *c, DWORD error)
     accept = error == 0 && !srv->stopping;
     over = srv->open.count >= live->max_connections;
     if (accept) {
+        /* Once c is on the open list, others (shutdown, the deadline check,
+         * the hub) may close it; this count, dropped under c->lock below,
+         * keeps any of them from finishing (and freeing) it before this
+         * thread is done with it. */
+        c->ops_pending = 1;
         c->state = PH_CONN_OPEN;
         c->peer.conn_id = ++srv->next_conn_id;
         c->peer.max_frame = live->max_frame_bytes;
@@ -812,6 +847,7 @@ static void on_connect(ph_worker *w, ph_conn *c, DWORD error)
     ph_listener_refill(srv);
 
     EnterCriticalSection(&c->lock);
+    c->ops_pending--;
     if (over) {
         /* Said with a frame rather than a refused connect, so the client
          * learns why instead of seeing a broken pipe. */
