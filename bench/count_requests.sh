@@ -15,11 +15,17 @@
 # new_thread replies of its own threads, so a thread id that Wine reuses
 # for another process is attributed correctly. The difference between the
 # two runs, divided by the difference in messages (or connections), is the
-# cost per message: start-up, connect and exit cancel out.
+# cost per message: start-up, connect and exit cancel out. pipehubd also
+# gets the hub's loads (a routed round trip, routed async calls, fan-out to
+# 50 subscribers); their providers and subscribers are client threads, so
+# only the hub's own requests are counted.
 #
 # Prints, for each server, lines like
 #   pipehubd: server requests per 64-byte round trip: 7.50
 # followed by the requests that make up that figure.
+#
+# pipehubd runs with bench/bench.ini (the defaults, except what one machine
+# needs for these loads; see the file).
 #
 # Environment: PH_BENCH_PREFIX (Wine prefix, default build/wineprefix-bench;
 # its wineserver is restarted here), PH_BENCH_PIPEHUBD_ARGS (extra options
@@ -35,6 +41,9 @@ export WINEPREFIX=${PH_BENCH_PREFIX:-$root/build/wineprefix-bench}
 export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 PIPEHUBD=$build/pipehubd.exe
 PIPEHUB=$build/pipehub.exe
+# pipehubd's settings for benchmarks (bench/bench.ini), as a Windows path
+# (Wine's drive Z: is the Unix root).
+CONFIG="Z:$(printf '%s' "$root/bench/bench.ini" | tr / '\\')"
 BASELINE=$build/baseline.exe
 if [ ! -f "$BASELINE" ] || [ "$root/bench/baseline.c" -nt "$BASELINE" ]; then
     x86_64-w64-mingw32-gcc -std=c11 -O2 -Wall -Wextra -Werror \
@@ -44,11 +53,19 @@ fi
 
 # The loads, each run short and long: "label|units short|units long|bench
 # arguments with N where the count goes".
-LOADS=(
+LOADS_ALL=(
     "64-byte round trip|200|1200|pingpong -n N"
     "connect+round trip+close|20|120|churn -n N"
     "pipelined message (32 per write)|3200|19200|pipeline --pack 32 -n N"
     "1 MiB round trip|2|10|big -n N"
+)
+# The hub's loads, pipehubd only (the provider and the subscribers are
+# clients: only the hub's own requests count). A fan-out unit is one event
+# published, i.e. delivered to 50 subscribers.
+LOADS_HUB=(
+    "routed round trip|200|1200|routed -n N"
+    "routed async call (window 1024)|20480|122880|routed-async --window 1024 -n N"
+    "fan-out event published to 50 subscribers|5120|30720|fanout -n N"
 )
 
 work=$(mktemp -d)
@@ -76,16 +93,23 @@ WINEDEBUG=+server wine cmd /c exit >/dev/null 2>"$work/tracer.err" || true
 
 lines() { wc -l <"$work/trace"; }
 
-# Wait until the trace stops growing: the server has finished with the
-# last client (its disconnect handling comes after the client exits).
+# Wait until the trace (almost) stops growing: the server has finished with
+# the last client (its disconnect handling comes after the client exits).
+# An idle pipehubd is not silent: its workers wake every 100 ms for the hub's
+# timers (a remove_completion and a select each time), and Wine's own
+# processes add a little, so "quiet" is fewer than PH_COUNT_QUIET lines
+# (default 60) in 0.3 s; those stray requests are noise of well under 0.1
+# per message in the figures.
 settle() {
-    local a b
+    local a b n=0
     a=$(lines)
     while :; do
         sleep 0.3
         b=$(lines)
-        [ "$a" = "$b" ] && break
+        [ $((b - a)) -lt "${PH_COUNT_QUIET:-60}" ] && break
         a=$b
+        n=$((n + 1))
+        [ $n -ge 100 ] && break # 30 s: something keeps it busy; go on
     done
 }
 
@@ -99,6 +123,7 @@ bench() { # pipe raw args...
 measure() { # name
     local name=$1 pipe raw load n args
     pipe=ph-count-$name-$$
+    LOADS=("${LOADS_ALL[@]}")
     if [ "$name" = baseline ]; then
         wine "$BASELINE" "$pipe" 2>"$work/$name.log" &
         raw=--raw
@@ -106,8 +131,10 @@ measure() { # name
         # 1 MiB payloads need frames a little over the 1 MiB default.
         # shellcheck disable=SC2086 # the extra options are words
         wine "$PIPEHUBD" run --pipe "$pipe" --max-frame 4194304 \
-            ${PH_BENCH_PIPEHUBD_ARGS:-} 2>"$work/$name.log" &
+            --config "$CONFIG" ${PH_BENCH_PIPEHUBD_ARGS:-} \
+            2>"$work/$name.log" &
         raw=
+        LOADS+=("${LOADS_HUB[@]}")
     fi
     server_pid=$!
     bench "$pipe" "$raw" pingpong -n 1 # waits until served
@@ -166,17 +193,19 @@ measure() { # name
             d = u[b] - u[a]
             printf "%s: server requests per %s: %.2f (client: %.2f)\n", name, lab[i],
                 (n[b] - n[a]) / d, (client[b] - client[a]) / d
-            if (i > 2) continue
+            if (i > 2 && lab[i] != "routed round trip") continue
+            what = i == 1 ? "round trip" : i == 2 ? "connection" : lab[i]
             for (r in names) {
                 x = (byname[b, r] - byname[a, r]) / d
-                if (x >= 0.05 || x <= -0.05) printf "%d|%.2f|%s\n", i, x, r > breakdown
+                if (x >= 0.05 || x <= -0.05) printf "%d|%.2f|%s|%s\n", i, x, r, what > breakdown
             }
         }
     }' breakdown="$work/$name.breakdown" "$work/trace"
-    # The requests behind the first two figures, largest first.
+    # The requests behind the first two figures (and the routed round
+    # trip), largest first.
     sort -t'|' -k1,1n -k2,2gr "$work/$name.breakdown" |
         awk -F'|' -v name="$name" '{ printf "%s:   per %s: %6.2f %s\n", name,
-            $1 == 1 ? "round trip" : "connection", $2, $3 }'
+            $4, $2, $3 }'
     server_pid=
 }
 

@@ -4,12 +4,21 @@
 #
 #   bash bench/run.sh [BUILD_DIR]          (default: build/mingw, built first)
 #
-# The load generator is `pipehub bench` (client/cli.c): --raw runs for the
+# The load generator is `pipehub bench` (bench/loadgen.c): --raw runs for the
 # baseline, framed sys.echo runs for pipehubd; both sides use the same calls
 # in the same order. Every timed workload runs PH_BENCH_ROUNDS times
 # (default 3), alternating the two servers, and the table shows medians.
+# The hub's workloads (issue 8) run against pipehubd only, in the same
+# rounds: a routed round trip (caller -> hub -> provider -> hub -> caller,
+# the provider a thread of the bench process, both through the client
+# library; also with a provider on a raw pipe handle) against the baseline's direct
+# ping-pong, routed async calls against the sys.echo async rate, fan-out to
+# 50 subscribers with and without a 51st that never reads, and 1000 idle
+# connections each holding a subscription.
 # The last rows come from bench/count_requests.sh (wineserver requests made
 # by the server process), run after the timed part in a fresh wineserver.
+# pipehubd runs with bench/bench.ini (the defaults, but for two limits these
+# loads need on one machine; see the file) and --max-frame 4194304.
 #
 # Environment: PH_BENCH_PREFIX (the Wine prefix; default build/wineprefix-bench,
 # made on first use; its wineserver is started and killed here, so do not
@@ -18,7 +27,8 @@
 # default 1000), PH_BENCH_COUNT=0 skips the request counts,
 # PH_BENCH_PIPEHUBD_ARGS (extra options for `pipehubd run`, e.g.
 # "--threads 1"; also passed to count_requests.sh).
-# Takes about 2.5 minutes on a 2-core machine (3 rounds of 2 s runs).
+# Takes about 4 minutes on a 2-core machine (3 rounds of 2 s runs; 5 rounds
+# about 6).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +49,8 @@ export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 PIPEHUBD=$build/pipehubd.exe
 PIPEHUB=$build/pipehub.exe
 BASELINE=$build/baseline.exe
+# bench/bench.ini as a Windows path (Wine's drive Z: is the Unix root).
+CONFIG="Z:$(printf '%s' "$root/bench/bench.ini" | tr / '\\')"
 for f in "$PIPEHUBD" "$PIPEHUB"; do
     [ -f "$f" ] || { echo "run.sh: $f is missing: build first" >&2; exit 2; }
 done
@@ -85,7 +97,8 @@ start_server() { # target
         # 1 MiB payloads need frames a little over the 1 MiB default.
         # shellcheck disable=SC2086 # the extra options are words
         wine "$PIPEHUBD" run --pipe "$PIPE_PH" --max-frame 4194304 \
-            ${PH_BENCH_PIPEHUBD_ARGS:-} 2>>"$work/pipehubd.log" &
+            --config "$CONFIG" ${PH_BENCH_PIPEHUBD_ARGS:-} \
+            2>>"$work/pipehubd.log" &
         server_pid=$!
         pipe=$PIPE_PH raw=
     fi
@@ -124,6 +137,16 @@ run() {
     echo "$line" >>"$work/$target.$key"
 }
 
+# run_baseline KEY ARGS...: one bench run against the second baseline server
+# started for the hub's rows (waits until it answers); the line goes to
+# $work/pipehubd.KEY, next to the pipehubd runs it is compared with.
+run_baseline() {
+    local pipe=$PIPE_BL raw=--raw
+    wine "$PIPEHUB" --pipe "$pipe" --timeout 20000 bench pingpong -n 1 --raw \
+        >/dev/null 2>>"$work/errors" || true
+    run pipehubd "$@"
+}
+
 workloads() { # target
     run "$1" pingpong pingpong -d "$secs"
     run "$1" c16 clients -c 16 -d "$secs"
@@ -135,6 +158,49 @@ workloads() { # target
     fi
     run "$1" big big -d "$secs"
     run "$1" churn churn -d "$secs"
+    if [ "$1" = pipehubd ]; then
+        # The hub (issue 8). The runs compared with each other run back to
+        # back, in the other order every other round. The routed round trip
+        # is compared with the baseline's ping-pong run right next to it: a
+        # second baseline server runs (idle, it costs nothing) meanwhile.
+        wine "$BASELINE" "$PIPE_BL" 2>>"$work/baseline.log" &
+        bl_pid=$!
+        if [ $((r % 2)) = 1 ]; then
+            run_baseline blpp pingpong -d "$secs"
+            run "$1" routed routed -d "$secs"
+        else
+            run "$1" routed routed -d "$secs"
+            run_baseline blpp pingpong -d "$secs"
+        fi
+        kill -KILL "$bl_pid" 2>/dev/null || true
+        wait "$bl_pid" 2>/dev/null || true
+        run "$1" routedraw routed --provider raw -d "$secs"
+        if [ $((r % 2)) = 1 ]; then
+            run "$1" async2 async -d "$secs"
+            run "$1" rasync routed-async --window 1024 -d "$secs"
+        else
+            run "$1" rasync routed-async --window 1024 -d "$secs"
+            run "$1" async2 async -d "$secs"
+        fi
+        run "$1" rasync256 routed-async --window 256 -d "$secs"
+        if [ $((r % 2)) = 1 ]; then
+            run "$1" fan fanout -c 50 -d "$secs"
+            run "$1" fanstall fanout -c 50 --stall 1 -d "$secs"
+        else
+            run "$1" fanstall fanout -c 50 --stall 1 -d "$secs"
+            run "$1" fan fanout -c 50 -d "$secs"
+        fi
+        # Interference: round trips while a fan-out runs in another process
+        # (sys.echo never takes the hub's lock; a routed call does).
+        for k in ppfan:pingpong routedfan:routed; do
+            wine "$PIPEHUB" --pipe "$pipe" bench fanout -c 50 -d $((secs + 1)) \
+                >/dev/null 2>>"$work/errors" &
+            fan_pid=$!
+            sleep 0.5
+            run "$1" "${k%%:*}" "${k#*:}" -d "$secs"
+            wait "$fan_pid" || true
+        done
+    fi
 }
 
 t_start=$(date +%s)
@@ -148,31 +214,48 @@ for r in $(seq 1 "$rounds"); do
 done
 
 # Idle connections: open, hold, read the server's resident memory while they
-# are held, then each must answer once more.
+# are held, then each must answer once more. For pipehubd also with one
+# subscription each (idle-sub: the hub's tables), and its own view of its
+# memory (sys.process) next to the resident size.
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-for target in baseline pipehubd; do
-    echo "idle: $target, $idle_n connections" >&2
-    start_server "$target"
-    sleep 0.5
-    rss_kb "$server_pid" >"$work/$target.rss0"
-    wine "$PIPEHUB" --pipe "$pipe" --timeout 30000 bench idle -c "$idle_n" \
-        --hold 3 ${raw:+"$raw"} >"$work/$target.idle.out" 2>>"$work/errors" &
+idle_run() { # target key mode
+    local target=$1 key=$2 mode=$3 rss=0 bench_pid
+    echo "idle: $target $mode, $idle_n connections" >&2
+    wine "$PIPEHUB" --pipe "$pipe" --timeout 30000 bench "$mode" -c "$idle_n" \
+        --hold 3 ${raw:+"$raw"} >"$work/$target.$key.out" 2>>"$work/errors" &
     bench_pid=$!
-    rss=0
     for _ in $(seq 1 1200); do
-        if tr -d '\r' <"$work/$target.idle.out" | grep -q 'phase=held'; then
+        if tr -d '\r' <"$work/$target.$key.out" | grep -q 'phase=held'; then
             sleep 1
             rss=$(rss_kb "$server_pid")
+            if [ "$target" = pipehubd ]; then
+                wine "$PIPEHUB" --pipe "$pipe" --timeout 30000 call sys.process \
+                    2>>"$work/errors" | tr -d '\r' >"$work/$target.$key.process" || true
+            fi
             break
         fi
         kill -0 "$bench_pid" 2>/dev/null || break
         sleep 0.1
     done
-    echo "$rss" >"$work/$target.rss"
+    echo "$rss" >"$work/$target.$key.rss"
     wait "$bench_pid" || true
-    tr -d '\r' <"$work/$target.idle.out" | grep 'phase=checked' \
-        >"$work/$target.idle" || echo "bench failed" >"$work/$target.idle"
-    echo "  $target idle: $(cat "$work/$target.idle") rss_kb=$rss" >&2
+    tr -d '\r' <"$work/$target.$key.out" | grep 'phase=checked' \
+        >"$work/$target.$key" || echo "bench failed" >"$work/$target.$key"
+    echo "  $target $key: $(cat "$work/$target.$key") rss_kb=$rss" >&2
+}
+for target in baseline pipehubd; do
+    start_server "$target"
+    sleep 0.5
+    rss_kb "$server_pid" >"$work/$target.rss0"
+    idle_run "$target" idle idle
+    if [ "$target" = pipehubd ]; then
+        # A fresh server for the subscriptions, so that neither run's
+        # leftovers count in the other's figure.
+        stop_server
+        start_server "$target"
+        sleep 0.5
+        idle_run "$target" idlesub idle-sub
+    fi
     stop_server
 done
 t_timed=$(($(date +%s) - t_start))
@@ -195,6 +278,20 @@ median() {
         awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# pratio TARGET_A KEY_A TARGET_B KEY_B FIELD: the median over the rounds of
+# A / B, each round's A over the same round's B. The hub's rows use it: the
+# machine's speed drifts by more between rounds (other sessions, Wine's own
+# state) than between two runs of one round.
+pratio() {
+    paste -d'|' "$work/$1.$2" "$work/$3.$4" 2>/dev/null | while IFS='|' read -r a b; do
+        x=$(val "$5" " $a") y=$(val "$5" " $b")
+        [ -n "$x" ] && [ -n "$y" ] &&
+            awk -v x="$x" -v y="$y" 'BEGIN { if (y + 0 > 0) printf "%.4f\n", x / y }'
+    done | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2fx\n", m } }'
+}
+
 ratio() { # a b: a / b to two places
     awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2fx\n", a / b }'
 }
@@ -213,6 +310,8 @@ row() { # label baseline pipehubd ratio target met
 count_of() { # server what
     printf '%s\n' "$counts" | sed -n "s/^$1: server requests per $2: \([0-9.]*\).*/\1/p" | head -1
 }
+
+mb() { awk -v k="$(cat "$1" 2>/dev/null || echo 0)" 'BEGIN { printf "%.1f\n", k / 1024 }'; }
 
 fmt() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else if (v + 0 >= 100) printf "%.0f\n", v; else printf "%.2f\n", v }'; }
 
@@ -252,11 +351,40 @@ fmt() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else if (v + 0 >= 100) p
     ba=$(val answered " $(cat "$work/baseline.idle")") pa=$(val answered " $(cat "$work/pipehubd.idle")")
     row "$idle_n idle clients held, answering afterwards" "${ba:-0}/$idle_n" "${pa:-0}/$idle_n" "" "all" \
         "$( [ "${pa:-0}" = "$idle_n" ] && echo yes || echo "**no**")"
-    b=$(awk -v k="$(cat "$work/baseline.rss")" 'BEGIN { printf "%.1f", k / 1024 }')
-    p=$(awk -v k="$(cat "$work/pipehubd.rss")" 'BEGIN { printf "%.1f", k / 1024 }')
-    b0=$(awk -v k="$(cat "$work/baseline.rss0")" 'BEGIN { printf "%.1f", k / 1024 }')
-    p0=$(awk -v k="$(cat "$work/pipehubd.rss0")" 'BEGIN { printf "%.1f", k / 1024 }')
+    b=$(mb "$work/baseline.idle.rss") p=$(mb "$work/pipehubd.idle.rss")
+    b0=$(mb "$work/baseline.rss0") p0=$(mb "$work/pipehubd.rss0")
     row "$idle_n idle clients, server resident memory (MB; before: $b0 / $p0)" "$b" "$p" "$(ratio "$p" "$b")" "<= 15 MB" "$(check "$p" "<=" 15)"
+
+    # The hub (issue 8).
+    # Ratios here: the median of the per-round ratios (pratio).
+    b=$(median pipehubd blpp median_us) p=$(median pipehubd routed median_us)
+    r=$(pratio pipehubd routed pipehubd blpp median_us)
+    row "routed round trip (caller -> hub -> provider -> hub -> caller), median (us); baseline: its direct ping-pong, run next to it" "$b" "$p" "$r" "<= 2.2x" "$(check "$r" "<=" 2.2)"
+    b=$(median pipehubd blpp p99_us) p=$(median pipehubd routed p99_us)
+    row "routed round trip, p99 (us)" "$b" "$p" "$(pratio pipehubd routed pipehubd blpp p99_us)" "" ""
+    b=$(median pipehubd blpp median_us) p=$(median pipehubd routedraw median_us)
+    row "routed round trip, provider on a raw pipe handle, median (us)" "$b" "$p" "$(pratio pipehubd routedraw pipehubd blpp median_us)" "" ""
+    a=$(median pipehubd async2 msgs_per_s) p=$(median pipehubd rasync msgs_per_s)
+    r=$(pratio pipehubd rasync pipehubd async2 msgs_per_s)
+    row "routed async calls, 1024 in flight (msg/s); ratio vs sys.echo async, 1024 in flight ($a msg/s)" "n/a" "$p" "$r" ">= 0.40x" "$(check "$r" ">=" 0.40)"
+    p=$(median pipehubd rasync256 msgs_per_s)
+    row "routed async calls, 256 in flight (the default max_inflight_per_client); ratio vs the same sys.echo async" "n/a" "$p" "$(pratio pipehubd rasync256 pipehubd async2 msgs_per_s)" "" ""
+    f=$(median pipehubd fan events_per_s)
+    row "fan-out, 1 publisher -> 50 subscribers, 64-byte events delivered/s" "n/a" "$f" "" ">= 300k" "$(check "$f" ">=" 300000)"
+    p=$(median pipehubd fanstall events_per_s)
+    r=$(pratio pipehubd fanstall pipehubd fan events_per_s)
+    d=$(cat "$work/pipehubd.fanstall" 2>/dev/null | while read -r line; do val stalled_dropped " $line"; done | paste -sd+ | bc 2>/dev/null)
+    row "fan-out with a 51st subscriber that never reads (delivered/s to the 50; it was dropped in ${d:-?} of $rounds runs); ratio vs without" "n/a" "$p" "$r" ">= 0.9x" "$(check "$r" ">=" 0.9)"
+    p=$(median pipehubd ppfan p99_us)
+    row "sys.echo ping-pong while a 1 -> 50 fan-out runs alongside, p99 (us); ratio vs alone" "n/a" "$p" "$(pratio pipehubd ppfan pipehubd pingpong p99_us)" "" ""
+    p=$(median pipehubd routedfan p99_us)
+    row "routed round trip while a 1 -> 50 fan-out runs alongside, p99 (us); ratio vs alone" "n/a" "$p" "$(pratio pipehubd routedfan pipehubd routed p99_us)" "" ""
+    pa=$(val answered " $(cat "$work/pipehubd.idlesub")")
+    row "$idle_n idle clients with one subscription each, held, each getting an event afterwards" "n/a" "${pa:-0}/$idle_n" "" "all" \
+        "$( [ "${pa:-0}" = "$idle_n" ] && echo yes || echo "**no**")"
+    # One run each: a ratio of the two.
+    p=$(mb "$work/pipehubd.idlesub.rss") a=$(mb "$work/pipehubd.idle.rss")
+    row "$idle_n idle clients with one subscription each, server resident memory (MB); ratio vs without ($a MB)" "n/a" "$p" "$(ratio "$p" "$a")" "<= 16.8 MB (14 + 20%)" "$(check "$p" "<=" 16.8)"
     if [ -n "$counts" ]; then
         b=$(count_of baseline "64-byte round trip") p=$(count_of pipehubd "64-byte round trip")
         row "wineserver requests by the server per 64-byte round trip" "$(fmt "${b:--}")" "$(fmt "${p:--}")" "$(ratio "${p:--}" "${b:--}")" "<= 7" "$(check "${p:--}" "<=" 7)"
@@ -266,9 +394,19 @@ fmt() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else if (v + 0 >= 100) p
         row "wineserver requests by the server per pipelined message (32 per write)" "$(fmt "${b:--}")" "$(fmt "${p:--}")" "$(ratio "${p:--}" "${b:--}")" "" ""
         b=$(count_of baseline "1 MiB round trip") p=$(count_of pipehubd "1 MiB round trip")
         row "wineserver requests by the server per 1 MiB round trip" "$(fmt "${b:--}")" "$(fmt "${p:--}")" "$(ratio "${p:--}" "${b:--}")" "" ""
+        b=$(count_of baseline "64-byte round trip") p=$(count_of pipehubd "routed round trip")
+        row "wineserver requests by the server per routed round trip; baseline: per direct round trip" "$(fmt "${b:--}")" "$(fmt "${p:--}")" "$(ratio "${p:--}" "${b:--}")" "" ""
+        p=$(count_of pipehubd "routed async call (window 1024)")
+        row "wineserver requests by the server per routed async call (1024 in flight)" "n/a" "$(fmt "${p:--}")" "" "" ""
+        p=$(count_of pipehubd "fan-out event published to 50 subscribers")
+        row "wineserver requests by the server per event published to 50 subscribers" "n/a" "$(fmt "${p:--}")" "" "" ""
     fi
     echo
-    echo "pipehubd runs with --max-frame 4194304 ${PH_BENCH_PIPEHUBD_ARGS:+$PH_BENCH_PIPEHUBD_ARGS }(a 1 MiB payload needs a frame a little over the 1 MiB default); other settings default."
+    echo "pipehubd runs with --max-frame 4194304 ${PH_BENCH_PIPEHUBD_ARGS:+$PH_BENCH_PIPEHUBD_ARGS }(a 1 MiB payload needs a frame a little over the 1 MiB default) and bench/bench.ini (max_connections_per_user 4096: under Wine all 1000 idle clients are one account; max_inflight_per_client 1024: the routed async run's window); other settings default."
+    for k in idle idlesub; do
+        [ -s "$work/pipehubd.$k.process" ] &&
+            echo "pipehubd's sys.process with the $idle_n $k clients held: $(cat "$work/pipehubd.$k.process")"
+    done
     echo "timed part: ${t_timed} s; total: $(($(date +%s) - t_start)) s"
     # Only the load generator's own complaints (Wine adds noise of its own).
     if tr -d '\r' <"$work/errors" | grep -q '^pipehub'; then
