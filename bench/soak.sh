@@ -32,7 +32,8 @@
 #   soak: minutes=M handles start=.. end=.. private_bytes start=.. end=.. growth=..%
 # Exit status 0 when private bytes and handles grew by at most 10% from start
 # to end, every legitimate run succeeded, every abusive client was dropped,
-# and the server is still up; 1 otherwise; 2 on bad usage.
+# and the server is still up; 1 otherwise; 2 on bad usage. The runs' output
+# and the server's log are kept in build/soak-last/.
 #
 # Environment: PH_SOAK_PREFIX (Wine prefix, default build/wineprefix-soak,
 # made on first use; its wineserver is started and killed here),
@@ -209,14 +210,22 @@ for name in $(printf '%s\n' "${LOADS[@]%%|*}" abuse-overlimit); do
     n_ok=${ok[$name]:-0} n_bad=${failed[$name]:-0}
     [ "$n_bad" = 0 ] || load_fail=1
     last_line=$(tr -d '\r' <"$work/$name.out" 2>/dev/null | grep '^bench ' | tail -1 |
-        sed 's/^bench mode=[^ ]* proto=framed //')
+        sed 's/^bench mode=[^ ]* proto=framed //' || true)
     printf '  %-20s %3s/%-3s %s\n' "$name" "$n_ok" "$n_bad" "$last_line"
     if [ "$n_bad" != 0 ]; then
-        tr -d '\r' <"$work/$name.err" | grep '^pipehub' | sort | uniq -c | head -5 |
-            sed 's/^/      /'
+        # What the failed runs said (the load generator's lines, or
+        # whatever else: Wine reports a crashed process there too).
+        { tr -d '\r' <"$work/$name.err" | grep '^pipehub' ||
+            tr -d '\r' <"$work/$name.err" | tail -5; } | sort | uniq -c |
+            head -8 | sed 's/^/      /' || true
     fi
 done
 stats=$(ph call sys.stats 2>/dev/null | tr -d '\r' || true)
+# Keep the logs of this run for a look afterwards.
+logs=$root/build/soak-last
+rm -rf "$logs" && mkdir -p "$logs" && cp "$work"/*.out "$work"/*.err \
+    "$work/pipehubd.log" "$work/soak.ini" "$logs/" 2>/dev/null || true
+echo "soak: logs in $logs"
 echo "soak: limits fired (sys.stats): $(printf '%s' "$stats" | grep -o '"\(limit_[a-z_]*\|slow_disconnects\|connections_total\)":[0-9]*' | tr -d '"' | paste -sd' ')"
 echo "soak: server log: $(grep -c ' ERROR ' "$work/pipehubd.log" || true) ERROR lines, $(grep -c ' WARN ' "$work/pipehubd.log" || true) WARN lines"
 
