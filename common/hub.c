@@ -383,7 +383,7 @@ static pending *pending_find(const ph_hub *h, uint32_t hub_id)
     return NULL;
 }
 
-/* Routes and topics both start with an hnode, then name and len. */
+/* Routes, topics and ucounts all start with an hnode, then name and len. */
 typedef struct named {
     hnode node;
     char *name;
@@ -401,6 +401,41 @@ static void *named_find(const htab *t, const char *name, size_t len)
             return n;
     }
     return NULL;
+}
+
+/* A new zeroed entry of size bytes (a route, topic or ucount, which all
+ * start like named) holding a copy of name, added to t. NULL when out of
+ * memory, with nothing added. */
+static void *named_new(htab *t, size_t size, const char *name, size_t len)
+{
+    named *n = ph_alloc(size);
+
+    if (n == NULL)
+        return NULL;
+    memset(n, 0, size);
+    n->name = ph_alloc(len + 1);
+    if (n->name == NULL) {
+        ph_free(n);
+        return NULL;
+    }
+    memcpy(n->name, name, len);
+    n->name[len] = '\0';
+    n->len = len;
+    n->node.hash = hash_bytes(name, len);
+    if (htab_add(t, &n->node) != PH_OK) {
+        ph_free(n->name);
+        ph_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+/* Take n out of t and free it (its own arrays are the caller's). */
+static void named_free(htab *t, named *n)
+{
+    htab_del(t, &n->node);
+    ph_free(n->name);
+    ph_free(n);
 }
 
 /* The registration that serves route: exact, then the longest prefix. */
@@ -1024,11 +1059,9 @@ static void answer(ph_hub *h, hconn *c, const ph_frame *f)
 
 static void route_free(ph_hub *h, hroute *r)
 {
-    htab_del(&h->routes, &r->node);
     parr_free(&r->prov);
     parr_free(&r->wait);
-    ph_free(r->name);
-    ph_free(r);
+    named_free(&h->routes, (named *)r);
 }
 
 static void reply_register_state(ph_hub *h, uint32_t id, const hroute *r,
@@ -1109,26 +1142,8 @@ static void cmd_register(ph_hub *h, hconn *c, uint32_t id, const char *arg,
             return;
         }
     }
-    if (r == NULL) {
-        r = ph_alloc(sizeof *r);
-        if (r == NULL)
-            goto nomem;
-        memset(r, 0, sizeof *r);
-        r->name = ph_alloc(nlen + 1);
-        if (r->name == NULL) {
-            ph_free(r);
-            goto nomem;
-        }
-        memcpy(r->name, arg, nlen);
-        r->name[nlen] = '\0';
-        r->len = nlen;
-        r->node.hash = hash_bytes(arg, nlen);
-        if (htab_add(&h->routes, &r->node) != PH_OK) {
-            ph_free(r->name);
-            ph_free(r);
-            goto nomem;
-        }
-    }
+    if (r == NULL && (r = named_new(&h->routes, sizeof *r, arg, nlen)) == NULL)
+        goto nomem;
     if (parr_push(&c->regs, r) != PH_OK)
         goto nomem_route;
     if (r->prov.n == 0) {
@@ -1233,10 +1248,8 @@ static void topic_drop_sub(ph_hub *h, topic *t, hconn *c)
     if (i >= 0)
         parr_remove_at(&t->subs, (uint32_t)i);
     if (t->subs.n == 0) {
-        htab_del(&h->topics, &t->node);
         parr_free(&t->subs);
-        ph_free(t->name);
-        ph_free(t);
+        named_free(&h->topics, (named *)t);
     }
 }
 
@@ -1268,26 +1281,8 @@ static void cmd_subscribe(ph_hub *h, hconn *c, uint32_t id, const char *arg,
                    (unsigned)h->lim.max_subscriptions_per_client);
         return;
     }
-    if (t == NULL) {
-        t = ph_alloc(sizeof *t);
-        if (t == NULL)
-            goto nomem;
-        memset(t, 0, sizeof *t);
-        t->name = ph_alloc(len + 1);
-        if (t->name == NULL) {
-            ph_free(t);
-            goto nomem;
-        }
-        memcpy(t->name, arg, len);
-        t->name[len] = '\0';
-        t->len = len;
-        t->node.hash = hash_bytes(arg, len);
-        if (htab_add(&h->topics, &t->node) != PH_OK) {
-            ph_free(t->name);
-            ph_free(t);
-            goto nomem;
-        }
-    }
+    if (t == NULL && (t = named_new(&h->topics, sizeof *t, arg, len)) == NULL)
+        goto nomem;
     if (parr_push(&t->subs, c) != PH_OK) {
         if (t->subs.n == 0)
             topic_drop_sub(h, t, c);
@@ -1731,33 +1726,14 @@ static ucount *user_get(ph_hub *h, const char *sid, int create)
 
     if (u != NULL || !create)
         return u;
-    u = ph_alloc(sizeof *u);
-    if (u == NULL)
-        return NULL;
-    memset(u, 0, sizeof *u);
-    u->sid = ph_alloc(len + 1);
-    if (u->sid == NULL) {
-        ph_free(u);
-        return NULL;
-    }
-    memcpy(u->sid, sid, len + 1);
-    u->len = len;
-    u->node.hash = hash_bytes(sid, len);
-    if (htab_add(&h->users, &u->node) != PH_OK) {
-        ph_free(u->sid);
-        ph_free(u);
-        return NULL;
-    }
-    return u;
+    return named_new(&h->users, sizeof *u, sid, len);
 }
 
 static void user_put(ph_hub *h, ucount *u)
 {
     if (u == NULL || --u->n > 0)
         return;
-    htab_del(&h->users, &u->node);
-    ph_free(u->sid);
-    ph_free(u);
+    named_free(&h->users, (named *)u);
 }
 
 ph_err ph_hub_connect(ph_hub *h, uint32_t id, void *conn,
