@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "wintime.h"
 
 /* Bytes of each payload shown. */
 #define PAYLOAD_SHOWN 48u
@@ -38,13 +39,10 @@ static const char *conn_text(uint32_t id, char *buf, size_t cap)
 /* Unix ms as local time of day, HH:MM:SS.mmm. */
 static void put_time(uint64_t unix_ms)
 {
-    /* FILETIME counts 100 ns from 1601; Unix time from 1970. */
-    ULONGLONG ft100 = (unix_ms + 11644473600000ull) * 10000ull;
     FILETIME utc, local;
     SYSTEMTIME st;
 
-    utc.dwLowDateTime = (DWORD)ft100;
-    utc.dwHighDateTime = (DWORD)(ft100 >> 32);
+    ph_win_unix_ms_to_filetime(unix_ms, &utc);
     if (!FileTimeToLocalFileTime(&utc, &local) ||
         !FileTimeToSystemTime(&local, &st)) {
         printf("%llu", (unsigned long long)unix_ms);

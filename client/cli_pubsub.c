@@ -146,15 +146,7 @@ int ph_cli_watch_args(int argc, char **argv, uint32_t *count, int *sys_flag,
 
 int ph_cli_pattern_ok(const char *p)
 {
-    size_t n = strlen(p);
-
-    if (n == 1 && p[0] == '*')
-        return 1;
-    if (n == 0 || n > PH_ROUTE_MAX)
-        return 0;
-    if (n >= 3 && p[n - 2] == '.' && p[n - 1] == '*')
-        return ph_route_valid(p, n - 1);
-    return ph_route_valid(p, n);
+    return ph_pattern_valid(p, strlen(p), 1);
 }
 
 int ph_cli_sub(const cli *o, int argc, char **argv)

@@ -32,8 +32,7 @@
 #include <string.h>
 
 #include "frame.h"
-#include "hub.h"
-#include "options.h"
+#include "names.h"
 #include "pipehub.h"
 #include "win_error.h"
 #include "platform.h"
@@ -234,18 +233,6 @@ static char *copy_name(const char *s, size_t len)
 }
 
 /* ---- names and patterns (docs/PROTOCOL.md, "Names and patterns") ------- */
-
-/* A pattern: a name, "name.*", or (when star_ok) "*". */
-static int pattern_valid(const char *p, size_t n, int star_ok)
-{
-    if (n == 0 || n > PH_ROUTE_MAX)
-        return 0;
-    if (n == 1 && p[0] == '*')
-        return star_ok;
-    if (n >= 3 && p[n - 2] == '.' && p[n - 1] == '*')
-        return ph_route_valid(p, n - 1);
-    return ph_route_valid(p, n);
-}
 
 /* How well pattern matches name: 0 not at all; otherwise larger is more
  * specific (an exact name beats any prefix, a longer prefix a shorter one,
@@ -1172,7 +1159,7 @@ ph_err ph_client_subscribe(ph_client *c, const char *pattern, ph_event_cb *cb,
     if (c == NULL || pattern == NULL || cb == NULL || c->in_callback)
         return PH_EINVAL;
     len = strlen(pattern);
-    if (!pattern_valid(pattern, len, 1))
+    if (!ph_pattern_valid(pattern, len, 1))
         return PH_EINVAL;
     if ((err = can_queue(c)) != PH_OK)
         return err;
@@ -1256,7 +1243,7 @@ ph_err ph_client_register(ph_client *c, const char *route, unsigned flags,
         (flags != PH_REGISTER_SHARED && flags != PH_REGISTER_EXCLUSIVE))
         return PH_EINVAL;
     len = strlen(route);
-    if (!pattern_valid(route, len, 0))
+    if (!ph_pattern_valid(route, len, 0))
         return PH_EINVAL;
     if ((err = can_queue(c)) != PH_OK)
         return err;

@@ -35,7 +35,6 @@
 #include <stdint.h>
 
 #include "err.h"
-#include "frame.h"
 
 typedef struct ph_client ph_client;
 

@@ -1,4 +1,7 @@
-/* One error space for the whole project.
+/* The protocol's public vocabulary, the one header besides pipehub.h that a
+ * client application sees: error codes, frame kinds and a decoded frame.
+ *
+ * One error space for the whole project.
  *
  * PH_OK is 0. The protocol's error codes (the ERROR frame's status field) are
  * the first values, so a ph_err below PH_ESYSERR can be put on the wire as is.
@@ -37,5 +40,35 @@ const char *ph_strerror(ph_err err);
 
 /* The protocol name of a wire code ("NO_ROUTE"), or NULL when err is not one. */
 const char *ph_err_name(ph_err err);
+
+/* ---- frames as a peer sees them (docs/PROTOCOL.md) ------------------- */
+
+#define PH_PROTOCOL_VERSION 1
+#define PH_FRAME_HEADER_LEN 16
+#define PH_ROUTE_MAX 255
+#define PH_MAX_FRAME_DEFAULT (1024u * 1024u)
+/* The smallest max_frame a peer may configure: a header, a full route and
+ * room for a short payload. */
+#define PH_MAX_FRAME_MIN 1024u
+
+typedef enum ph_kind {
+    PH_REQUEST = 1,
+    PH_REPLY = 2,
+    PH_EVENT = 3,
+    PH_ERROR = 4
+} ph_kind;
+
+/* A decoded frame. route and payload point into memory owned by whoever
+ * produced the frame (the decoder or the caller's input buffer); they stay
+ * valid until the next call on that decoder. */
+typedef struct ph_frame {
+    uint8_t kind;         /* ph_kind */
+    uint8_t route_len;    /* bytes at route */
+    uint32_t id;          /* request id; 0 in EVENTs and in BAD_FRAME errors */
+    uint32_t status;      /* 0, or the error code in ERROR frames */
+    const char *route;    /* not NUL-terminated */
+    const uint8_t *payload;
+    uint32_t payload_len;
+} ph_frame;
 
 #endif

@@ -12,38 +12,13 @@
 #include "buf.h"
 #include "err.h"
 
-#define PH_PROTOCOL_VERSION 1
-#define PH_FRAME_HEADER_LEN 16
-#define PH_ROUTE_MAX 255
-#define PH_MAX_FRAME_DEFAULT (1024u * 1024u)
-/* The smallest max_frame a peer may configure: a header, a full route and
- * room for a short payload. */
-#define PH_MAX_FRAME_MIN 1024u
+/* PH_PROTOCOL_VERSION, PH_FRAME_HEADER_LEN, PH_ROUTE_MAX, the frame kinds
+ * and ph_frame are in err.h, the public header the client library shares. */
 
 /* To be read by any peer, the header must be exactly 16 bytes on the wire. It
  * is read and written field by field with the helpers below, never overlaid. */
 _Static_assert(PH_FRAME_HEADER_LEN == 4 + 1 + 1 + 1 + 1 + 4 + 4,
                "frame header layout");
-
-typedef enum ph_kind {
-    PH_REQUEST = 1,
-    PH_REPLY = 2,
-    PH_EVENT = 3,
-    PH_ERROR = 4
-} ph_kind;
-
-/* A decoded frame. route and payload point into memory owned by whoever
- * produced the frame (the decoder or the caller's input buffer); they stay
- * valid until the next call on that decoder. */
-typedef struct ph_frame {
-    uint8_t kind;         /* ph_kind */
-    uint8_t route_len;    /* bytes at route */
-    uint32_t id;          /* request id; 0 in EVENTs and in BAD_FRAME errors */
-    uint32_t status;      /* 0, or the error code in ERROR frames */
-    const char *route;    /* not NUL-terminated */
-    const uint8_t *payload;
-    uint32_t payload_len;
-} ph_frame;
 
 static inline uint32_t ph_get_u32le(const uint8_t *p)
 {

@@ -18,6 +18,8 @@
 #include "buf.h"
 #include "err.h"
 #include "frame.h"
+#include "names.h"
+#include "stats.h"
 
 /* What the hub knows of a client, taken from the pipe and the client's token
  * when it connected and never changed afterwards. Strings are UTF-8, "" when
@@ -67,6 +69,10 @@ typedef struct ph_conn_stats {
     uint64_t queued;        /* output bytes not yet written */
 } ph_conn_stats;
 
+/* Added to a log line's level: a limit fired (docs/PROTOCOL.md: a burst of
+ * 20 such lines, then 5 a second). */
+#define PH_HUB_LOG_LIMITED 0x100
+
 /* The transport, as the hub sees it. conn is the platform's own handle given
  * to ph_hub_connect. None of these may call back into the hub. */
 typedef struct ph_hub_io {
@@ -85,43 +91,23 @@ typedef struct ph_hub_io {
     /* Milliseconds: monotonic, and wall clock (Unix time) for the monitor. */
     uint64_t (*now_ms)(void *ctx);
     uint64_t (*wall_ms)(void *ctx);
-    /* One log line; level as ph_log_level (0 error .. 3 debug). May be NULL. */
+    /* One log line; level as ph_log_level (0 error .. 3 debug), with
+     * PH_HUB_LOG_LIMITED added for a limit that fired: the platform applies
+     * its rate limit for such lines. May be NULL. */
     void (*log)(void *ctx, int level, const char *msg);
     /* The transport's view of conn for sys.clients. May be NULL. */
     void (*conn_stats)(void *ctx, void *conn, struct ph_conn_stats *out);
 } ph_hub_io;
 
-/* Counters for sys.stats. */
-typedef struct ph_hub_stats {
-    uint64_t requests_forwarded;
-    uint64_t replies_dropped;
-    uint64_t requests_timed_out;
-    uint64_t requests_unavailable;
-    uint64_t requests_busy;
-    uint64_t events_published;
-    uint64_t events_delivered;
-    uint64_t events_unheard;
-    uint64_t slow_disconnects;
-    /* Limits that fired, one counter each (docs/PROTOCOL.md). */
-    uint64_t limit_max_inflight;
-    uint64_t limit_provider_queue;
-    uint64_t limit_max_routes;
-    uint64_t limit_max_subscriptions;
-    uint64_t limit_max_connections_per_user;
-    uint64_t access_denied;
-    uint64_t frames_out;   /* every frame the hub queued, errors included */
-    uint64_t errors_sent;  /* ERROR frames among them */
-} ph_hub_stats;
+/* The hub's counters for sys.stats, ph_hub_stats, are the HUB and BOTH rows
+ * of stats.h's list. */
 
 typedef struct ph_hub ph_hub;
 
-/* Built-in route names the router answers itself, for sys.routes. */
-typedef const char *const *ph_hub_builtins;
-
-/* A new hub. builtins is a NULL-terminated list that must outlive the hub.
- * *out owns it until ph_hub_free. */
+/* A new hub; *out owns it until ph_hub_free. sys.routes lists the built-in
+ * routes from sysroutes.h's table. */
 ph_err ph_hub_new(const ph_hub_io *io, const ph_hub_limits *limits,
-                  const char *const *builtins, ph_hub **out);
+                  ph_hub **out);
 /* Free everything. Pending requests are dropped without answers: call it
  * only when no connection is left to answer. */
 void ph_hub_free(ph_hub *h);
@@ -176,10 +162,5 @@ void ph_hub_get_stats(const ph_hub *h, ph_hub_stats *out);
 /* For tests and the fuzzer: check the hub's internal invariants; returns
  * NULL or a description of the first one broken. */
 const char *ph_hub_check(const ph_hub *h);
-
-/* Pattern matching, shared with the client library: 1 when pattern (a name,
- * "prefix.*" or "*") matches name. */
-int ph_pattern_match(const char *pattern, size_t plen, const char *name,
-                     size_t nlen);
 
 #endif

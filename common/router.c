@@ -4,12 +4,7 @@
 #include <string.h>
 
 #include "json.h"
-#include "options.h"
-
-/* A built-in route: writes its reply (or error) for f into out. */
-typedef ph_err (*builtin_fn)(const ph_router *r, ph_peer *peer,
-                             const ph_frame *f, ph_buf *out,
-                             ph_route_result *res);
+#include "sysroutes.h"
 
 static ph_err reply(ph_buf *out, const ph_frame *f, const void *payload,
                     uint32_t len, ph_route_result *res)
@@ -40,13 +35,13 @@ static ph_err reply_error(ph_buf *out, uint32_t id, ph_err code, const char *msg
     return err;
 }
 
-static ph_err sys_ping(const ph_router *r, ph_peer *peer, const ph_frame *f,
+ph_err ph_router_sys_ping(const ph_router *r, ph_peer *peer, const ph_frame *f,
                        ph_buf *out, ph_route_result *res)
 {
     return reply(out, f, NULL, 0, res);
 }
 
-static ph_err sys_echo(const ph_router *r, ph_peer *peer, const ph_frame *f,
+ph_err ph_router_sys_echo(const ph_router *r, ph_peer *peer, const ph_frame *f,
                        ph_buf *out, ph_route_result *res)
 {
     /* The reply has an empty route, so it is never longer than the request
@@ -72,7 +67,7 @@ static ph_err json_reply_end(const ph_peer *peer, ph_buf *out, size_t start,
     return err;
 }
 
-static ph_err sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
+ph_err ph_router_sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
                         ph_buf *out, ph_route_result *res)
 {
     size_t start, n = f->payload_len;
@@ -101,7 +96,7 @@ static ph_err sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
     return json_reply_end(peer, out, start, &j, f, res);
 }
 
-static ph_err sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
+ph_err ph_router_sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
                         ph_buf *out, ph_route_result *res)
 {
     ph_stats s;
@@ -116,41 +111,13 @@ static ph_err sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
     if (err != PH_OK)
         return err;
     ph_json_begin(&j, out);
-    ph_json_u64(&j, "uptime_ms", s.uptime_ms);
-    ph_json_u64(&j, "connections_current", s.connections_current);
-    ph_json_u64(&j, "connections_total", s.connections_total);
-    ph_json_u64(&j, "frames_in", s.frames_in);
-    ph_json_u64(&j, "frames_out", s.frames_out);
-    ph_json_u64(&j, "bytes_in", s.bytes_in);
-    ph_json_u64(&j, "bytes_out", s.bytes_out);
-    ph_json_u64(&j, "errors_sent", s.errors_sent);
-    ph_json_u64(&j, "pending_instances", s.pending_instances);
-    ph_json_u64(&j, "config_generation", s.config_generation);
-    ph_json_u64(&j, "config_loaded_ms", s.config_loaded_ms);
-    ph_json_u64(&j, "requests_forwarded", s.requests_forwarded);
-    ph_json_u64(&j, "replies_dropped", s.replies_dropped);
-    ph_json_u64(&j, "requests_timed_out", s.requests_timed_out);
-    ph_json_u64(&j, "requests_unavailable", s.requests_unavailable);
-    ph_json_u64(&j, "requests_busy", s.requests_busy);
-    ph_json_u64(&j, "events_published", s.events_published);
-    ph_json_u64(&j, "events_delivered", s.events_delivered);
-    ph_json_u64(&j, "events_unheard", s.events_unheard);
-    ph_json_u64(&j, "slow_disconnects", s.slow_disconnects);
-    ph_json_u64(&j, "limit_max_connections", s.limit_max_connections);
-    ph_json_u64(&j, "limit_max_connections_per_user", s.limit_max_connections_per_user);
-    ph_json_u64(&j, "limit_first_frame_timeout", s.limit_first_frame_timeout);
-    ph_json_u64(&j, "limit_frame_timeout", s.limit_frame_timeout);
-    ph_json_u64(&j, "limit_send_stall", s.limit_send_stall);
-    ph_json_u64(&j, "limit_max_queued_bytes", s.limit_max_queued_bytes);
-    ph_json_u64(&j, "limit_max_inflight", s.limit_max_inflight);
-    ph_json_u64(&j, "limit_provider_queue", s.limit_provider_queue);
-    ph_json_u64(&j, "limit_max_routes", s.limit_max_routes);
-    ph_json_u64(&j, "limit_max_subscriptions", s.limit_max_subscriptions);
-    ph_json_u64(&j, "access_denied", s.access_denied);
+#define STAT(name, owner) ph_json_u64(&j, #name, s.name);
+    PH_STATS(STAT)
+#undef STAT
     return json_reply_end(peer, out, start, &j, f, res);
 }
 
-static ph_err sys_process(const ph_router *r, ph_peer *peer,
+ph_err ph_router_sys_process(const ph_router *r, ph_peer *peer,
                           const ph_frame *f, ph_buf *out,
                           ph_route_result *res)
 {
@@ -174,16 +141,12 @@ static ph_err sys_process(const ph_router *r, ph_peer *peer,
 }
 
 /* sys.config: every setting in force, "section.key": "value", so a client
- * (pipehub doctor) can show the limits it is held to. The log file's path
- * is left out: it says nothing about limits and is the admin's business. */
-static ph_err sys_config(const ph_router *r, ph_peer *peer, const ph_frame *f,
-                         ph_buf *out, ph_route_result *res)
+ * (pipehub doctor) can show the limits it is held to. */
+ph_err ph_router_sys_config(const ph_router *r, ph_peer *peer,
+                            const ph_frame *f, ph_buf *out,
+                            ph_route_result *res)
 {
-    const ph_options *o = r->options ? r->options(r->stats_ctx) : NULL;
-    const ph_option_def *d;
-    char key[96], value[PH_SDDL_MAX + 16];
     size_t start;
-    uint32_t i;
     ph_json j;
     ph_err err;
 
@@ -191,82 +154,38 @@ static ph_err sys_config(const ph_router *r, ph_peer *peer, const ph_frame *f,
     if (err != PH_OK)
         return err;
     ph_json_begin(&j, out);
-    for (d = ph_option_defs; o != NULL && d->key != NULL; d++) {
-        if (strcmp(d->section, "log") == 0 && strcmp(d->key, "file") == 0)
-            continue;
-        snprintf(key, sizeof key, "%s.%s", d->section, d->key);
-        ph_option_format(d, o, value, sizeof value);
-        ph_json_str(&j, key, value, strlen(value));
-    }
-    for (i = 0; o != NULL && i < o->nroutes; i++) {
-        snprintf(key, sizeof key, "route.%.60s.request_timeout_ms",
-                 o->routes[i].name);
-        snprintf(value, sizeof value, "%u",
-                 (unsigned)o->routes[i].request_timeout_ms);
-        ph_json_str(&j, key, value, strlen(value));
-    }
+    if (r->config)
+        r->config(r->stats_ctx, &j);
     return json_reply_end(peer, out, start, &j, f, res);
-}
-
-static const struct {
-    const char *route;
-    builtin_fn fn;
-} builtins[] = {
-    {"sys.ping", sys_ping},
-    {"sys.echo", sys_echo},
-    {"sys.hello", sys_hello},
-    {"sys.stats", sys_stats},
-    {"sys.process", sys_process},
-    {"sys.config", sys_config},
-};
-
-const char *const ph_router_builtins[] = {
-    "sys.ping", "sys.echo", "sys.hello", "sys.stats", "sys.process",
-    "sys.config", NULL};
-
-int ph_router_is_builtin(const ph_frame *f)
-{
-    size_t i;
-
-    if (f->kind != PH_REQUEST || f->route_len < 8 ||
-        memcmp(f->route, "sys.", 4) != 0)
-        return 0;
-    for (i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
-        if (strlen(builtins[i].route) == f->route_len &&
-            memcmp(builtins[i].route, f->route, f->route_len) == 0)
-            return 1;
-    }
-    return 0;
 }
 
 ph_err ph_router_handle(const ph_router *r, ph_peer *peer, const ph_frame *f,
                         ph_buf *out, ph_route_result *res)
 {
     char msg[PH_ROUTE_MAX + 64];
-    size_t i;
+    const ph_sys_route *row;
 
     res->frames = res->errors = 0;
     switch (f->kind) {
     case PH_REQUEST:
         break;
     case PH_EVENT:
-        /* Topics come with publish/subscribe; until then an EVENT cannot go
-         * anywhere, and saying so beats dropping it silently. */
+        /* EVENTs are the hub's (the server never hands one to the router);
+         * a router alone has no subscribers, and saying so beats dropping it
+         * silently. */
         snprintf(msg, sizeof msg, "no subscribers for topic '%.*s'",
                  (int)f->route_len, f->route);
         return reply_error(out, 0, PH_ENOROUTE, msg, res);
     default:
-        /* A REPLY or ERROR answers a request the server forwarded; there are
-         * none yet, so this one answers nothing. */
+        /* A REPLY or ERROR answers a request the hub forwarded; the router
+         * forwards none, so this one answers nothing. */
         snprintf(msg, sizeof msg, "no request %u is outstanding on this "
                  "connection", (unsigned)f->id);
         return reply_error(out, f->id, PH_ENOROUTE, msg, res);
     }
-    for (i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
-        if (strlen(builtins[i].route) == f->route_len &&
-            memcmp(builtins[i].route, f->route, f->route_len) == 0)
-            return builtins[i].fn(r, peer, f, out, res);
-    }
+    row = ph_sys_route_find(f->route, f->route_len);
+    if (row != NULL && row->local != NULL)
+        return row->local(r, peer, f, out, res);
     snprintf(msg, sizeof msg, "no route '%.*s'", (int)f->route_len, f->route);
     return reply_error(out, f->id, PH_ENOROUTE, msg, res);
 }

@@ -109,10 +109,7 @@ static void route_section(loader *l, const char *section)
 
     if (route_find(&l->opts, name) != NULL)
         return;
-    if (n >= 2 && name[n - 1] == '*')
-        ok = n >= 3 && name[n - 2] == '.' && ph_route_valid(name, n - 1);
-    else
-        ok = n > 0 && ph_route_valid(name, n);
+    ok = ph_pattern_valid(name, n, 0);
     if (!ok || n > PH_ROUTE_SECTION_NAME_MAX) {
         problem(l, l->real_line, "[%s]: '%s' is not a route or a 'prefix.*' "
                 "pattern (letters, digits and ._-/, at most %u characters)",

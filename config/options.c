@@ -102,30 +102,6 @@ const ph_option_def *ph_option_find_in(const char *section, const char *key)
     return NULL;
 }
 
-ph_err ph_pipe_path(const char *name, char *out, size_t cap)
-{
-    size_t n = strlen(name), need;
-    int full = n >= PH_PIPE_PREFIX_LEN;
-    size_t i;
-
-    for (i = 0; full && i < PH_PIPE_PREFIX_LEN; i++) {
-        if (tolower((unsigned char)name[i]) != PH_PIPE_PREFIX[i])
-            full = 0;
-    }
-    if (full) {
-        name += PH_PIPE_PREFIX_LEN;
-        n -= PH_PIPE_PREFIX_LEN;
-    } else if (name[0] == '\\' && name[1] == '\\') {
-        return PH_EINVAL; /* \\server\pipe\x: remote pipes are not served */
-    }
-    need = PH_PIPE_PREFIX_LEN + n;
-    if (n == 0 || need > PH_PIPE_PATH_MAX || need + 1 > cap)
-        return PH_EINVAL;
-    memcpy(out, PH_PIPE_PREFIX, PH_PIPE_PREFIX_LEN);
-    memcpy(out + PH_PIPE_PREFIX_LEN, name, n + 1);
-    return PH_OK;
-}
-
 static int lower_equal(const char *a, const char *b)
 {
     while (*a && tolower((unsigned char)*a) == tolower((unsigned char)*b)) {

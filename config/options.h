@@ -13,12 +13,8 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "names.h"
 
-#define PH_PIPE_PREFIX "\\\\.\\pipe\\"
-#define PH_PIPE_PREFIX_LEN 9
-/* Windows allows 256 characters for the whole \\.\pipe\ path. */
-#define PH_PIPE_PATH_MAX 256
-#define PH_PIPE_DEFAULT "pipehub"
 #define PH_SDDL_MAX 1024
 #define PH_PATH_MAX 1024
 
@@ -119,11 +115,5 @@ int ph_option_equal(const ph_option_def *d, const ph_options *a,
 /* Write row d's value in o as INI text into out. */
 void ph_option_format(const ph_option_def *d, const ph_options *o, char *out,
                       size_t cap);
-
-/* Turn "pipehub" or "\\.\pipe\pipehub" (prefix in any case) into the full
- * path in out (cap bytes). PH_EINVAL for an empty name, a name that starts
- * with two backslashes but not the local \\.\pipe\ prefix (remote pipes are
- * not served), or one too long for Windows. */
-ph_err ph_pipe_path(const char *name, char *out, size_t cap);
 
 #endif

@@ -258,10 +258,6 @@ void ph_conn_shutdown(ph_conn *c);
 size_t ph_conn_check(ph_conn *c, ULONGLONG now, const ph_options *live);
 /* Close c for holding too much of max_queued_bytes (takes c->lock). */
 void ph_conn_close_for_memory(ph_conn *c, size_t queued, uint32_t cap);
-/* A rate limit shared by the log lines of limits: 1 when this one may be
- * written (a burst of 20, then 5 a second). */
-int ph_log_limit_allow(void);
-
 /* List helpers (srv->lock held). */
 void ph_list_push(ph_conn_list *l, ph_conn *c);
 void ph_list_remove(ph_conn_list *l, ph_conn *c);

@@ -166,3 +166,26 @@ void ph_log_shutdown(void)
     log_path[0] = '\0';
     ReleaseSRWLockExclusive(&log_lock);
 }
+
+/* The one rate limit for lines about limits that fired, the server's own
+ * and the hub's (PH_HUB_LOG_LIMITED): a burst of 20, then 5 a second. */
+int ph_log_limit_allow(void)
+{
+    static volatile LONG64 window;   /* the second being counted */
+    static volatile LONG used;       /* lines written in it */
+    static volatile LONG suppressed; /* lines refused since the last one */
+    LONG64 now = (LONG64)(GetTickCount64() / 1000u), w = window;
+    LONG n;
+
+    if (now != w && InterlockedCompareExchange64(&window, now, w) == w)
+        InterlockedExchange(&used, now - w > 4 ? -15 : 0); /* burst 20 */
+    if (InterlockedIncrement(&used) > 5) {
+        InterlockedIncrement(&suppressed);
+        return 0;
+    }
+    n = InterlockedExchange(&suppressed, 0);
+    if (n > 0)
+        ph_log(PH_LOG_WARN, "%ld more limit messages were not logged (rate "
+               "limit)", (long)n);
+    return 1;
+}

@@ -46,6 +46,12 @@ void ph_log_shutdown(void);
 #define PH_PRINTF(a, b)
 #endif
 
+/* The one rate limit for log lines about limits that fired (the server's
+ * and the hub's): 1 when this line may be written. A burst of 20, then 5 a
+ * second; the first line allowed after a refusal says how many were not
+ * written. */
+int ph_log_limit_allow(void);
+
 void ph_log(ph_log_level level, const char *fmt, ...) PH_PRINTF(2, 3);
 
 /* Log and also send to the event sink: service start and stop, config

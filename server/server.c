@@ -9,6 +9,7 @@
 #include "config.h"
 #include "log.h"
 #include "platform.h"
+#include "wintime.h"
 
 #define PH_VERSION "0.1.0"
 /* A stop first lets every client read its sys.shutdown EVENT; a client that
@@ -18,18 +19,6 @@
  * against a connection that never drains. */
 #define DRAIN_TIMEOUT_MS 10000
 #define PROGRESS_MS 250
-
-static uint64_t unix_ms(void)
-{
-    FILETIME ft;
-    ULARGE_INTEGER t;
-
-    GetSystemTimeAsFileTime(&ft);
-    t.LowPart = ft.dwLowDateTime;
-    t.HighPart = ft.dwHighDateTime;
-    /* 100 ns ticks since 1601 -> ms since 1970. */
-    return t.QuadPart / 10000u - 11644473600000ull;
-}
 
 static void add_counters(ph_stats *s, const ph_counters *k)
 {
@@ -65,33 +54,38 @@ static void collect_stats(void *ctx, ph_stats *s)
     EnterCriticalSection(&srv->hub_lock);
     ph_hub_get_stats(srv->hub, &h);
     LeaveCriticalSection(&srv->hub_lock);
-    s->frames_out += h.frames_out;
-    s->errors_sent += h.errors_sent;
-    s->requests_forwarded = h.requests_forwarded;
-    s->replies_dropped = h.replies_dropped;
-    s->requests_timed_out = h.requests_timed_out;
-    s->requests_unavailable = h.requests_unavailable;
-    s->requests_busy = h.requests_busy;
-    s->events_published = h.events_published;
-    s->events_delivered = h.events_delivered;
-    s->events_unheard = h.events_unheard;
-    s->slow_disconnects = h.slow_disconnects;
+    ph_stats_add_hub(s, &h);
     s->limit_max_connections = (uint64_t)srv->limits.max_connections;
-    s->limit_max_connections_per_user = h.limit_max_connections_per_user;
     s->limit_first_frame_timeout = (uint64_t)srv->limits.first_frame_timeout;
     s->limit_frame_timeout = (uint64_t)srv->limits.frame_timeout;
     s->limit_send_stall = (uint64_t)srv->limits.send_stall;
     s->limit_max_queued_bytes = (uint64_t)srv->limits.max_queued_bytes;
-    s->limit_max_inflight = h.limit_max_inflight;
-    s->limit_provider_queue = h.limit_provider_queue;
-    s->limit_max_routes = h.limit_max_routes;
-    s->limit_max_subscriptions = h.limit_max_subscriptions;
-    s->access_denied = h.access_denied;
 }
 
-static const ph_options *live_options(void *ctx)
+/* sys.config: the live settings, row by row from the options table. The
+ * log file's path is left out: it says nothing about limits and is the
+ * admin's business. */
+static void write_config(void *ctx, ph_json *j)
 {
-    return ph_server_live(ctx);
+    const ph_options *o = ph_server_live(ctx);
+    const ph_option_def *d;
+    char key[96], value[PH_SDDL_MAX + 16];
+    uint32_t i;
+
+    for (d = ph_option_defs; d->key != NULL; d++) {
+        if (strcmp(d->section, "log") == 0 && strcmp(d->key, "file") == 0)
+            continue;
+        snprintf(key, sizeof key, "%s.%s", d->section, d->key);
+        ph_option_format(d, o, value, sizeof value);
+        ph_json_str(j, key, value, strlen(value));
+    }
+    for (i = 0; i < o->nroutes; i++) {
+        snprintf(key, sizeof key, "route.%.60s.request_timeout_ms",
+                 o->routes[i].name);
+        snprintf(value, sizeof value, "%u",
+                 (unsigned)o->routes[i].request_timeout_ms);
+        ph_json_str(j, key, value, strlen(value));
+    }
 }
 
 /* sys.process: what a soak test watches. Wine's GetProcessHandleCount
@@ -160,7 +154,7 @@ static ph_generation *new_generation(const ph_options *opts, uint32_t number)
         g->rules[i].min_integrity = r->min_integrity;
     }
     g->number = number;
-    g->loaded_ms = unix_ms();
+    g->loaded_ms = ph_win_unix_ms();
     return g;
 }
 
@@ -254,7 +248,7 @@ ph_err ph_server_start(const ph_options *opts, const char *config_path,
     srv->router.stats = collect_stats;
     srv->router.stats_ctx = srv;
     srv->router.process = collect_process;
-    srv->router.options = live_options;
+    srv->router.config = write_config;
     srv->started_ms = GetTickCount64();
     InitializeCriticalSection(&srv->lock);
     InitializeCriticalSection(&srv->reload_lock);
@@ -266,7 +260,7 @@ ph_err ph_server_start(const ph_options *opts, const char *config_path,
         goto fail;
     }
     ph_server_hub_limits(srv, srv->live, &limits);
-    err = ph_hub_new(&ph_conn_hub_io, &limits, ph_router_builtins, &srv->hub);
+    err = ph_hub_new(&ph_conn_hub_io, &limits, &srv->hub);
     if (err != PH_OK)
         goto fail;
     err = make_security(srv);

@@ -12,7 +12,9 @@
 
 #include "log.h"
 #include "platform.h"
+#include "sysroutes.h"
 #include "win_error.h"
+#include "wintime.h"
 
 static void op_init(ph_op *op, ph_op_type type, ph_conn *c)
 {
@@ -216,27 +218,6 @@ void ph_conn_shutdown(ph_conn *c)
     conn_unlock(c);
 }
 
-int ph_log_limit_allow(void)
-{
-    static volatile LONG64 window;   /* the second being counted */
-    static volatile LONG used;       /* lines written in it */
-    static volatile LONG suppressed; /* lines refused since the last one */
-    LONG64 now = (LONG64)(GetTickCount64() / 1000u), w = window;
-    LONG n;
-
-    if (now != w && InterlockedCompareExchange64(&window, now, w) == w)
-        InterlockedExchange(&used, now - w > 4 ? -15 : 0); /* burst 20 */
-    if (InterlockedIncrement(&used) > 5) {
-        InterlockedIncrement(&suppressed);
-        return 0;
-    }
-    n = InterlockedExchange(&suppressed, 0);
-    if (n > 0)
-        ph_log(PH_LOG_WARN, "%ld more limit messages were not logged (rate "
-               "limit)", (long)n);
-    return 1;
-}
-
 static void count(volatile LONG64 *counter)
 {
     InterlockedIncrement64(counter);
@@ -428,6 +409,7 @@ static int join_hub(ph_counters *k, ph_conn *c)
  * Returns 0 to go on decoding, -1 when the stream is done for. */
 static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
 {
+    const ph_sys_route *row;
     ph_route_result res;
 
     if (err == PH_EAGAIN)
@@ -443,9 +425,11 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
     k->frames_in++;
     c->frames_in++;
     c->got_frame = 1;
-    if (ph_router_is_builtin(f)) {
-        /* The fast path: built-in routes never touch the hub's lock, unless
-         * a monitor asked to see them. */
+    row = f->kind == PH_REQUEST ? ph_sys_route_find(f->route, f->route_len)
+                                : NULL;
+    if (row != NULL && row->local != NULL) {
+        /* The fast path: built-in routes that need no hub never touch the
+         * hub's lock, unless a monitor asked to see them. */
         size_t at = c->send_queue.len;
         err = ph_router_handle(&c->srv->router, &c->peer, f, &c->send_queue,
                                &res);
@@ -992,18 +976,14 @@ static uint64_t io_now(void *ctx)
 
 static uint64_t io_wall(void *ctx)
 {
-    FILETIME ft;
-    ULARGE_INTEGER t;
-
-    GetSystemTimeAsFileTime(&ft);
-    t.LowPart = ft.dwLowDateTime;
-    t.HighPart = ft.dwHighDateTime;
-    return t.QuadPart / 10000u - 11644473600000ull;
+    return ph_win_unix_ms();
 }
 
 static void io_log(void *ctx, int level, const char *msg)
 {
-    ph_log((ph_log_level)level, "%s", msg);
+    if ((level & PH_HUB_LOG_LIMITED) && !ph_log_limit_allow())
+        return;
+    ph_log((ph_log_level)(level & ~PH_HUB_LOG_LIMITED), "%s", msg);
 }
 
 static void io_conn_stats(void *ctx, void *conn, ph_conn_stats *out)

@@ -15,11 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static void utf8(const WCHAR *w, char *out, size_t cap)
-{
-    if (WideCharToMultiByte(CP_UTF8, 0, w, -1, out, (int)cap, NULL, NULL) <= 0)
-        out[0] = '\0';
-}
+#include "wintext.h"
 
 typedef BOOL(WINAPI *lookup_local_fn)(PSID, LPWSTR, LPDWORD, LPWSTR, LPDWORD,
                                       PSID_NAME_USE);
@@ -87,7 +83,7 @@ static void account_name(PSID sid, const char *sid_text, char *out,
     else
         _snwprintf(both, 260, L"%ls", name);
     both[259] = 0;
-    utf8(both, out, cap);
+    ph_wintext_utf8(both, out, cap);
     if (strlen(sid_text) < sizeof names[0].sid &&
         strlen(out) < sizeof names[0].name) {
         AcquireSRWLockExclusive(&name_lock);
@@ -260,7 +256,7 @@ void ph_identity_capture(HANDLE pipe, ULONG pid, ph_conn_identity *id)
             id->who.process_start = (uint64_t)created.dwHighDateTime << 32 |
                                     created.dwLowDateTime;
         if (QueryFullProcessImageNameW(proc, 0, path, &n))
-            utf8(path, id->exe, sizeof id->exe);
+            ph_wintext_utf8(path, id->exe, sizeof id->exe);
     }
     if (ImpersonateNamedPipeClient(pipe)) {
         if (!OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, TRUE, &token))

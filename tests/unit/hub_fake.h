@@ -106,8 +106,6 @@ static const ph_hub_io fake_io = {NULL,       fake_send, fake_queued,
                                   fake_kick,  fake_close, fake_now,
                                   fake_now,   fake_log,  fake_conn_stats};
 
-static const char *const fake_builtins[] = {"sys.ping", "sys.echo", NULL};
-
 static inline ph_hub_limits fake_limits(void)
 {
     ph_hub_limits l;
@@ -124,7 +122,7 @@ static inline ph_err fake_start(const ph_hub_limits *l)
 {
     memset(&F, 0, sizeof F);
     F.now = 1000;
-    return ph_hub_new(&fake_io, l, fake_builtins, &F.hub);
+    return ph_hub_new(&fake_io, l, &F.hub);
 }
 
 static inline void fake_stop(void)

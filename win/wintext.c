@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int ph_wintext_wide(const char *s, wchar_t *out, size_t cap)
@@ -37,6 +38,29 @@ int ph_wintext_narrow(const wchar_t *w, char *out, size_t cap)
         return -1;
     }
     return 0;
+}
+
+void ph_wintext_utf8(const wchar_t *w, char *out, size_t cap)
+{
+    int n, need;
+    char *tmp;
+
+    if (cap == 0)
+        return;
+    if (cap > INT_MAX)
+        cap = INT_MAX;
+    n = WideCharToMultiByte(CP_UTF8, 0, w, -1, out, (int)cap, NULL, NULL);
+    if (n > 0)
+        return;
+    /* Too long for out, most likely: convert into a big buffer and cut. */
+    need = WideCharToMultiByte(CP_UTF8, 0, w, -1, NULL, 0, NULL, NULL);
+    tmp = need > 0 ? malloc((size_t)need) : NULL;
+    if (tmp != NULL &&
+        WideCharToMultiByte(CP_UTF8, 0, w, -1, tmp, need, NULL, NULL) > 0)
+        snprintf(out, cap, "%s", tmp);
+    else
+        snprintf(out, cap, "?");
+    free(tmp);
 }
 
 const char *ph_wintext_syserr(DWORD code, char *out, size_t cap)

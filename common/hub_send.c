@@ -1,0 +1,171 @@
+/* The way out of the hub: every frame for a connection goes through
+ * hub_deliver, which applies the output quota; errors, replies to the
+ * sender and the hub's log lines. */
+#include "hub_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void hub_log(ph_hub *h, int level, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+
+    if (h->io.log == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    h->io.log(h->io.ctx, level, msg);
+}
+
+/* A limit fired for c: log it once per connection and limit. The line is
+ * marked PH_HUB_LOG_LIMITED, so the platform's one rate limit for such lines
+ * (a burst, then a few a second) applies to it as to its own. */
+void hub_log_limit(ph_hub *h, hconn *c, uint32_t which, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    int n;
+
+    if (h->io.log == NULL || (c->logged & which))
+        return;
+    c->logged |= which;
+    n = snprintf(msg, sizeof msg, "conn %u pid %u (%s): ", (unsigned)c->id,
+                 (unsigned)c->who.pid,
+                 c->who.account[0] ? c->who.account : c->who.sid);
+    if (n < 0 || (size_t)n >= sizeof msg)
+        n = 0;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    h->io.log(h->io.ctx, 1 | PH_HUB_LOG_LIMITED, msg);
+}
+
+int hub_is_sys(const char *name, size_t len)
+{
+    return len >= 4 && memcmp(name, "sys.", 4) == 0;
+}
+
+static void touch(ph_hub *h, hconn *c)
+{
+    if (c->touched)
+        return;
+    c->touched = 1;
+    c->touched_next = h->touched;
+    h->touched = c;
+}
+
+void hub_close(ph_hub *h, hconn *c, const char *why)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    h->io.close(h->io.ctx, c->handle, why);
+}
+
+/* c does not read what it asked for: disconnect it, loudly. */
+static void slow(ph_hub *h, hconn *c, const char *role, size_t queued,
+                 size_t len)
+{
+    hub_log(h, 1, "conn %u pid %u (%s): disconnected: %s not reading: "
+            "%zu bytes queued, %zu more due, send_queue_bytes %u",
+            (unsigned)c->id, (unsigned)c->who.pid, c->who.account, role,
+            queued, len, (unsigned)h->lim.send_queue_bytes);
+    h->st.slow_disconnects++;
+    hub_close(h, c, "not reading");
+}
+
+/* Queue one or more encoded frames for c. role, when not NULL, says that c
+ * asked for them (a subscriber, a caller, a monitor): if they do not fit its
+ * quota, c is disconnected. Returns 0 when queued. */
+int hub_deliver(ph_hub *h, hconn *c, const uint8_t *data, size_t len,
+                const char *role)
+{
+    size_t q;
+
+    if (c->closing)
+        return -1;
+    c->frames_routed++;
+    if (c == h->cur) {
+        /* The sender's own queue: it is bounded by the sender's reading
+         * being paused while the queue is over quota. */
+        if (ph_buf_append(h->cur_out, data, len) != PH_OK) {
+            h->cur_err = PH_ENOMEM;
+            return -1;
+        }
+        return 0;
+    }
+    if (role != NULL) {
+        q = h->io.queued(h->io.ctx, c->handle);
+        if (q + len > h->lim.send_queue_bytes) {
+            slow(h, c, role, q, len);
+            return -1;
+        }
+    }
+    if (h->io.send(h->io.ctx, c->handle, data, len) != PH_OK) {
+        hub_log(h, 0, "conn %u: out of memory queueing %zu bytes",
+                (unsigned)c->id, len);
+        hub_close(h, c, "out of memory");
+        return -1;
+    }
+    touch(h, c);
+    return 0;
+}
+
+/* Encode a frame into h->enc. */
+ph_err hub_encode(ph_hub *h, uint8_t kind, uint32_t id, uint32_t status,
+                  const char *route, size_t route_len,
+                  const uint8_t *payload, size_t payload_len)
+{
+    ph_frame f;
+
+    memset(&f, 0, sizeof f);
+    f.kind = kind;
+    f.id = id;
+    f.status = status;
+    f.route = route;
+    f.route_len = (uint8_t)route_len;
+    f.payload = payload;
+    f.payload_len = (uint32_t)payload_len;
+    h->enc.len = 0;
+    return ph_frame_append(&h->enc, &f);
+}
+
+/* An ERROR from the hub to c, answering its request id. route names what
+ * the request was for (monitor copies). */
+void hub_send_error(ph_hub *h, hconn *c, uint32_t id, ph_err code,
+                    const char *route, size_t route_len,
+                    const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    h->enc.len = 0;
+    if (ph_frame_append_error(&h->enc, id, code, msg) != PH_OK) {
+        if (c == h->cur)
+            h->cur_err = PH_ENOMEM;
+        return;
+    }
+    if (hub_deliver(h, c, h->enc.data, h->enc.len, "caller") != 0)
+        return;
+    h->st.frames_out++;
+    h->st.errors_sent++;
+    hub_monitor_copy(h, 0, c->id, route, route_len, h->enc.data, h->enc.len);
+}
+
+/* A REPLY to the sender, with a payload. */
+void hub_reply(ph_hub *h, uint32_t id, const void *payload, size_t len)
+{
+    if (hub_encode(h, PH_REPLY, id, 0, NULL, 0, payload, len) != PH_OK ||
+        hub_deliver(h, h->cur, h->enc.data, h->enc.len, NULL) != 0) {
+        h->cur_err = PH_ENOMEM;
+        return;
+    }
+    h->st.frames_out++;
+}
+

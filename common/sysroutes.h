@@ -1,0 +1,86 @@
+/* The built-in routes: every `sys.*` route the server answers itself, one
+ * row each. The router (answers on the connection's own thread), the hub
+ * (answers under its lock, sys.routes lists the rows) and the platform layer
+ * (picks the path per request) all read the same row.
+ *
+ * Adding a built-in route: a row in sysroutes.c, its handler, and its line
+ * in docs/PROTOCOL.md's "Built-in routes" table; test_sysroutes checks that
+ * the table and the document agree. */
+#ifndef PH_SYSROUTES_H
+#define PH_SYSROUTES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "err.h"
+#include "frame.h"
+#include "router.h"
+
+struct ph_hub;
+struct hconn;
+
+/* Answers f for peer without the hub, appending to out (router.c). */
+typedef ph_err (*ph_sys_local_fn)(const ph_router *r, ph_peer *peer,
+                                  const ph_frame *f, ph_buf *out,
+                                  ph_route_result *res);
+/* Answers request id from c under the hub's lock; arg is the payload with
+ * trailing white space cut (hub_*.c). */
+typedef void (*ph_sys_hub_fn)(struct ph_hub *h, struct hconn *c, uint32_t id,
+                              const char *arg, size_t len);
+
+enum {
+    PH_SYS_ADMIN = 1  /* the service's account and administrators only,
+                         unless a [route.NAME] call rule says otherwise */
+};
+
+typedef struct ph_sys_route {
+    const char *name;
+    uint8_t len;           /* strlen(name) */
+    uint8_t flags;         /* PH_SYS_* */
+    ph_sys_local_fn local; /* set for routes answered without the hub */
+    ph_sys_hub_fn hub;     /* set for routes that need the hub */
+} ph_sys_route;
+
+/* The table, ended by a row whose name is NULL. */
+extern const ph_sys_route ph_sys_routes[];
+
+/* The row for route, or NULL when it is not a built-in route. */
+const ph_sys_route *ph_sys_route_find(const char *route, size_t len);
+
+/* The handlers. */
+ph_err ph_router_sys_ping(const ph_router *r, ph_peer *peer, const ph_frame *f,
+                          ph_buf *out, ph_route_result *res);
+ph_err ph_router_sys_echo(const ph_router *r, ph_peer *peer, const ph_frame *f,
+                          ph_buf *out, ph_route_result *res);
+ph_err ph_router_sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
+                           ph_buf *out, ph_route_result *res);
+ph_err ph_router_sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
+                           ph_buf *out, ph_route_result *res);
+ph_err ph_router_sys_process(const ph_router *r, ph_peer *peer,
+                             const ph_frame *f, ph_buf *out,
+                             ph_route_result *res);
+ph_err ph_router_sys_config(const ph_router *r, ph_peer *peer,
+                            const ph_frame *f, ph_buf *out,
+                            ph_route_result *res);
+
+void hub_sys_register(struct ph_hub *h, struct hconn *c, uint32_t id,
+                      const char *arg, size_t len);
+void hub_sys_unregister(struct ph_hub *h, struct hconn *c, uint32_t id,
+                        const char *arg, size_t len);
+void hub_sys_subscribe(struct ph_hub *h, struct hconn *c, uint32_t id,
+                       const char *arg, size_t len);
+void hub_sys_unsubscribe(struct ph_hub *h, struct hconn *c, uint32_t id,
+                         const char *arg, size_t len);
+void hub_sys_routes(struct ph_hub *h, struct hconn *c, uint32_t id,
+                    const char *arg, size_t len);
+void hub_sys_subscriptions(struct ph_hub *h, struct hconn *c, uint32_t id,
+                           const char *arg, size_t len);
+void hub_sys_client(struct ph_hub *h, struct hconn *c, uint32_t id,
+                    const char *arg, size_t len);
+void hub_sys_monitor(struct ph_hub *h, struct hconn *c, uint32_t id,
+                     const char *arg, size_t len);
+void hub_sys_clients(struct ph_hub *h, struct hconn *c, uint32_t id,
+                     const char *arg, size_t len);
+
+#endif
