@@ -1,5 +1,5 @@
 /* The baseline of bench/run.sh: the textbook thread-per-client synchronous
- * echo server that pipehubd is measured against (issue 4).
+ * echo server that pipehubd is measured against.
  *
  *   baseline [PIPE]      serve PIPE (default "pipehub-baseline") until killed
  *

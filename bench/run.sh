@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The issue-4 benchmark: bench/baseline.exe (thread-per-client echo) and
+# The transport benchmark: bench/baseline.exe (thread-per-client echo) and
 # pipehubd under the same load, in one Wine session, one markdown table.
 #
 #   bash bench/run.sh [BUILD_DIR]          (default: build/mingw, built first)
@@ -8,7 +8,7 @@
 # baseline, framed sys.echo runs for pipehubd; both sides use the same calls
 # in the same order. Every timed workload runs PH_BENCH_ROUNDS times
 # (default 3), alternating the two servers, and the table shows medians.
-# The hub's workloads (issue 8) run against pipehubd only, in the same
+# The hub's workloads run against pipehubd only, in the same
 # rounds: a routed round trip (caller -> hub -> provider -> hub -> caller,
 # the provider a thread of the bench process, both through the client
 # library; also with a provider on a raw pipe handle) against the baseline's direct
@@ -159,7 +159,7 @@ workloads() { # target
     run "$1" big big -d "$secs"
     run "$1" churn churn -d "$secs"
     if [ "$1" = pipehubd ]; then
-        # The hub (issue 8). The runs compared with each other run back to
+        # The hub. The runs compared with each other run back to
         # back, in the other order every other round. The routed round trip
         # is compared with the baseline's ping-pong run right next to it: a
         # second baseline server runs (idle, it costs nothing) meanwhile.
@@ -355,7 +355,7 @@ fmt() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else if (v + 0 >= 100) p
     b0=$(mb "$work/baseline.rss0") p0=$(mb "$work/pipehubd.rss0")
     row "$idle_n idle clients, server resident memory (MB; before: $b0 / $p0)" "$b" "$p" "$(ratio "$p" "$b")" "<= 15 MB" "$(check "$p" "<=" 15)"
 
-    # The hub (issue 8).
+    # The hub.
     # Ratios here: the median of the per-round ratios (pratio).
     b=$(median pipehubd blpp median_us) p=$(median pipehubd routed median_us)
     r=$(pratio pipehubd routed pipehubd blpp median_us)

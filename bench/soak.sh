@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak test (issue 9): one pipehubd, MINUTES of churning connections, calls,
+# Soak test: one pipehubd, MINUTES of churning connections, calls,
 # routed calls, events and abusive clients, watching the server's handle
 # count and private bytes. Not part of the test command.
 #

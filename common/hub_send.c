@@ -78,8 +78,14 @@ static void slow(ph_hub *h, hconn *c, const char *role, size_t queued,
 }
 
 /* Queue one or more encoded frames for c. role, when not NULL, says that c
- * asked for them (a subscriber, a caller, a monitor): if they do not fit its
- * quota, c is disconnected. Returns 0 when queued. */
+ * asked for them (a subscriber, a caller, a monitor): if c's queue is
+ * already at its quota, c is not reading what it asked for and is
+ * disconnected. The quota is the pipe path's: a queue below it takes the
+ * next frame whatever its size (every frame is within max_frame), so one
+ * reply or event bigger than send_queue_bytes reaches a reader; only output
+ * that keeps piling up past the quota counts as not reading, and
+ * send_stall_timeout_ms closes a client that never reads at all. Returns 0
+ * when queued. */
 int hub_deliver(ph_hub *h, hconn *c, const uint8_t *data, size_t len,
                 const char *role)
 {
@@ -99,7 +105,7 @@ int hub_deliver(ph_hub *h, hconn *c, const uint8_t *data, size_t len,
     }
     if (role != NULL) {
         q = h->io.queued(h->io.ctx, c->handle);
-        if (q + len > h->lim.send_queue_bytes) {
+        if (q >= h->lim.send_queue_bytes) {
             slow(h, c, role, q, len);
             return -1;
         }

@@ -70,6 +70,27 @@ static void problem(loader *l, unsigned line, const char *fmt, ...)
         l->report(l->ctx, msg);
 }
 
+/* Something to tell the admin that does not make the file wrong: reported
+ * as "FILE:LINE: warning: ...", not counted as an error. */
+static void warning(loader *l, unsigned line, const char *fmt, ...)
+{
+    char msg[MSG_MAX];
+    int n;
+    va_list ap;
+
+    if (line > 0)
+        n = snprintf(msg, sizeof msg, "%s:%u: warning: ", l->name, line);
+    else
+        n = snprintf(msg, sizeof msg, "%s: warning: ", l->name);
+    if (n < 0 || (size_t)n >= sizeof msg)
+        n = 0;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (l->report)
+        l->report(l->ctx, msg);
+}
+
 static size_t row_index(const ph_option_def *d)
 {
     return (size_t)(d - ph_option_defs);
@@ -553,6 +574,23 @@ static void check_whole(loader *l)
                 "pending_instances (%u) is more than max_connections (%u)",
                 (unsigned)l->opts.pending_instances,
                 (unsigned)l->opts.max_connections);
+    /* Not an error: a frame always fits an empty queue, so big payloads
+     * pass. But a second big frame queued behind the first finds the
+     * receiver over its quota although it reads: a subscriber or caller is
+     * then disconnected. The line named is whichever of the two was set. */
+    if (l->opts.send_queue_bytes < l->opts.max_frame_bytes) {
+        unsigned line =
+            l->set_on[row_index(ph_option_find("send_queue_bytes"))];
+        if (line == 0)
+            line = l->set_on[row_index(ph_option_find("max_frame_bytes"))];
+        warning(l, line, "send_queue_bytes (%u) is smaller than "
+                "max_frame_bytes (%u): one big frame fills a client's "
+                "quota, and a second one queued behind it disconnects a "
+                "subscriber or caller that is still reading the first; "
+                "set send_queue_bytes to a few times max_frame_bytes",
+                (unsigned)l->opts.send_queue_bytes,
+                (unsigned)l->opts.max_frame_bytes);
+    }
 }
 
 static ph_err run(loader *l, ph_options *out)

@@ -317,10 +317,14 @@ void ph_server_stop(ph_server *srv, ph_progress_fn progress, void *ctx)
     free_server(srv);
 }
 
+/* A config problem found at a reload, at the level the caller chose; the
+ * loader's warnings (": warning: ") stay warnings. */
 static void report_to_log(void *ctx, const char *msg)
 {
     ph_log_level level = *(ph_log_level *)ctx;
 
+    if (strstr(msg, ": warning: ") != NULL && level < PH_LOG_WARN)
+        level = PH_LOG_WARN;
     ph_log_event(level, "%s", msg);
 }
 

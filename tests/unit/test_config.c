@@ -230,6 +230,26 @@ static void test_bad_file_changes_nothing(void)
     CHECK_HAS(ms, "cannot open the file");
 }
 
+/* send_queue_bytes below max_frame_bytes loads (big frames pass an empty
+ * queue) but is a warning naming the line and both values. */
+static void test_queue_smaller_than_frame_warns(void)
+{
+    ph_options o;
+    msgs ms;
+
+    CHECK_EQ(load("[server]\nmax_frame_bytes = 17825792\n", &o, &ms), PH_OK);
+    CHECK_EQ(ms.count, 1);
+    CHECK_HAS(ms, "pipehub.ini:2: warning: send_queue_bytes (4194304) is "
+                  "smaller than max_frame_bytes (17825792)");
+    CHECK_EQ(o.max_frame_bytes, 17825792);
+    CHECK_EQ(load("[server]\nmax_frame_bytes = 17825792\n[limits]\n"
+                  "send_queue_bytes = 1048576\n", &o, &ms), PH_OK);
+    CHECK_HAS(ms, "pipehub.ini:4: warning: send_queue_bytes (1048576)");
+    CHECK_EQ(load("[server]\nmax_frame_bytes = 17825792\n[limits]\n"
+                  "send_queue_bytes = 67108864\n", &o, &ms), PH_OK);
+    CHECK_EQ(ms.count, 0);
+}
+
 static void test_merge_live(void)
 {
     ph_options run, loaded, out;
@@ -455,6 +475,7 @@ int main(void)
     PH_RUN(test_continuation_and_long_lines);
     PH_RUN(test_crlf_and_bom);
     PH_RUN(test_bad_file_changes_nothing);
+    PH_RUN(test_queue_smaller_than_frame_warns);
     PH_RUN(test_merge_live);
     PH_RUN(test_route_sections);
     PH_RUN(test_access_rules);

@@ -517,9 +517,74 @@ static void test_slow_subscriber_dropped(void)
     CHECK_EQ(got, 200);
     CHECK(F.c[1].closed);
     CHECK(!F.c[2].closed);
-    CHECK(F.c[1].q.len <= 64 * 1024);
+    /* Its queue passed the quota by one event at most. */
+    CHECK(F.c[1].q.len <= 64 * 1024 + sizeof payload + 32);
     CHECK_EQ(stats().slow_disconnects, 1);
     fake_disconnect(1);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
+/* A reply, a request or an event bigger than send_queue_bytes reaches a
+ * receiver whose queue is empty: the quota is for output that piles up,
+ * not for one frame (which max_frame already bounds). A receiver that
+ * has not read the first big frame when the second comes is over quota
+ * and is disconnected as before. */
+static void test_big_frames_pass_quota(void)
+{
+    size_t big = 200 * 1024; /* the fake's quota is 64 KiB */
+    char *payload = malloc(big);
+    ph_frame f;
+    uint32_t hub_id;
+
+    CHECK(payload != NULL);
+    memset(payload, 'b', big);
+    START(4);
+    CHECK_EQ(fake_req(1, "sys.register", 1, "blob.get"), PH_OK);
+    CHECK_EQ(fake_req(3, "sys.subscribe", 1, "blob.news"), PH_OK);
+    CHECK_EQ(fake_req(4, "sys.subscribe", 1, "blob.*"), PH_OK);
+    fake_drain(1);
+    fake_drain(3);
+    fake_drain(4);
+    /* Request and reply, both over the quota. */
+    CHECK_EQ(fake_frame(2, PH_REQUEST, "blob.get", 9, 0, payload, big), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(f.kind, PH_REQUEST);
+    CHECK_EQ(f.payload_len, big);
+    hub_id = f.id;
+    CHECK_EQ(fake_frame(1, PH_REPLY, "", hub_id, 0, payload, big), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK_EQ(f.id, 9);
+    CHECK_EQ(f.payload_len, big);
+    CHECK(!F.c[2].closed);
+    /* One event over the quota to two subscribers. */
+    CHECK_EQ(fake_frame(2, PH_EVENT, "blob.news", 0, 0, payload, big), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.payload_len, big);
+    CHECK(F.c[4].q.len > big); /* queued, and 4 does not read it */
+    CHECK(!F.c[3].closed && !F.c[4].closed);
+    CHECK_EQ(stats().slow_disconnects, 0);
+    /* 3 reads what it got, 4 does not: the next one closes 4 only. */
+    fake_drain(3);
+    CHECK_EQ(fake_frame(2, PH_EVENT, "blob.news", 0, 0, payload, big), PH_OK);
+    EXPECT_NEXT(3, &f);
+    CHECK(!F.c[3].closed);
+    CHECK(F.c[4].closed);
+    CHECK_EQ(stats().slow_disconnects, 1);
+    /* A caller that has not read its first big reply loses the second. */
+    CHECK_EQ(fake_frame(2, PH_REQUEST, "blob.get", 10, 0, "x", 1), PH_OK);
+    CHECK_EQ(fake_frame(2, PH_REQUEST, "blob.get", 11, 0, "x", 1), PH_OK);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(fake_frame(1, PH_REPLY, "", f.id, 0, payload, big), PH_OK);
+    CHECK(!F.c[2].closed);
+    EXPECT_NEXT(1, &f);
+    CHECK_EQ(fake_frame(1, PH_REPLY, "", f.id, 0, payload, big), PH_OK);
+    CHECK(F.c[2].closed);
+    CHECK_EQ(stats().slow_disconnects, 2);
+    free(payload);
+    fake_disconnect(2);
+    fake_disconnect(4);
     EXPECT_CHECK();
     fake_stop();
 }
@@ -880,6 +945,7 @@ int main(void)
     PH_RUN(test_inflight_and_busy_provider);
     PH_RUN(test_publish_subscribe);
     PH_RUN(test_slow_subscriber_dropped);
+    PH_RUN(test_big_frames_pass_quota);
     PH_RUN(test_client_identity);
     PH_RUN(test_monitor);
     PH_RUN(test_views);
