@@ -105,6 +105,23 @@ int ph_cli_json_next(const char *s, size_t n, size_t *pos, size_t *start,
 int ph_cli_json_get(const char *s, size_t n, const char *key, char *out,
                     size_t cap);
 
+/* ---- numbers from the hub's replies, for display (client/cli_json.c) ---- */
+
+/* A Unix time in ms as local time: "HH:MM:SS" when it is today, else
+ * "YYYY-MM-DD HH:MM". */
+void ph_cli_local_time(uint64_t ms, char *out, size_t cap);
+
+/* A duration in ms, two units at most: "0s", "59s", "3m05s", "2h14m",
+ * "3d04h". */
+void ph_cli_age(uint64_t ms, char *out, size_t cap);
+
+/* A byte count for a table: exact below 10000, else K/M/G (1024s) with one
+ * decimal below 100. */
+void ph_cli_bytes_short(uint64_t n, char *out, size_t cap);
+
+/* A decimal number's value (strtoull: 0 when there is none). */
+uint64_t ph_cli_to_u64(const char *s);
+
 /* ---- the commands: argc/argv are the words after the command's name ---- */
 int ph_cli_call(const cli *o, int argc, char **argv);
 int ph_cli_ping(const cli *o, int argc, char **argv);
@@ -114,10 +131,10 @@ int ph_cli_pub(const cli *o, int argc, char **argv);
 int ph_cli_sub(const cli *o, int argc, char **argv);
 int ph_cli_serve(const cli *o, int argc, char **argv);
 int ph_cli_monitor(const cli *o, int argc, char **argv);
-/* client/cli_admin.c: sys.clients as a table (--json: as it is), and the
- * diagnosis of a pipe name (exit 0 no finding, 1 a WARN or FAIL, 3 nothing
- * serves the name). */
+/* client/cli_clients.c: sys.clients as a table (--json: as it is). */
 int ph_cli_clients(const cli *o, int argc, char **argv);
+/* client/cli_doctor.c: the diagnosis of a pipe name (exit 0 no finding, 1 a
+ * WARN or FAIL, 3 nothing serves the name). */
 int ph_cli_doctor(const cli *o, int argc, char **argv);
 int ph_cli_bench(const cli *o, int argc, char **argv); /* bench/loadgen.c */
 

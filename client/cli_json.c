@@ -1,10 +1,16 @@
 /* Just enough JSON reading for pipehub.exe: walk an array's elements and
  * read one member of an object (the hub's replies are flat). Strict about
  * structure, so a reply that is not what we think is reported, not
- * misread. */
+ * misread. Also the display of the numbers those replies carry (times in
+ * Unix ms, durations, byte counts), which clients and doctor share. */
+#include <windows.h>
+
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "wintime.h"
 
 /* Objects and arrays nest at most this deep; deeper input is refused. */
 #define DEPTH_MAX 32
@@ -230,4 +236,69 @@ int ph_cli_json_get(const char *s, size_t n, const char *key, char *out,
         }
         return i < n && s[i] == '}' ? 0 : -1;
     }
+}
+
+/* ---- numbers from the replies, for display ---- */
+
+void ph_cli_local_time(uint64_t ms, char *out, size_t cap)
+{
+    FILETIME ft;
+    SYSTEMTIME utc, lt, now_utc, now;
+
+    ph_win_unix_ms_to_filetime(ms, &ft);
+    GetSystemTime(&now_utc);
+    if (!FileTimeToSystemTime(&ft, &utc) ||
+        !SystemTimeToTzSpecificLocalTime(NULL, &utc, &lt) ||
+        !SystemTimeToTzSpecificLocalTime(NULL, &now_utc, &now)) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    if (lt.wYear == now.wYear && lt.wMonth == now.wMonth &&
+        lt.wDay == now.wDay)
+        snprintf(out, cap, "%02u:%02u:%02u", lt.wHour, lt.wMinute,
+                 lt.wSecond);
+    else
+        snprintf(out, cap, "%04u-%02u-%02u %02u:%02u", lt.wYear, lt.wMonth,
+                 lt.wDay, lt.wHour, lt.wMinute);
+}
+
+void ph_cli_age(uint64_t ms, char *out, size_t cap)
+{
+    uint64_t s = ms / 1000u;
+
+    if (s < 60)
+        snprintf(out, cap, "%us", (unsigned)s);
+    else if (s < 3600)
+        snprintf(out, cap, "%um%02us", (unsigned)(s / 60), (unsigned)(s % 60));
+    else if (s < 86400)
+        snprintf(out, cap, "%uh%02um", (unsigned)(s / 3600),
+                 (unsigned)(s % 3600 / 60));
+    else
+        snprintf(out, cap, "%ud%02uh", (unsigned)(s / 86400),
+                 (unsigned)(s % 86400 / 3600));
+}
+
+void ph_cli_bytes_short(uint64_t n, char *out, size_t cap)
+{
+    static const char units[] = "KMGTP";
+    double v = (double)n;
+    int u = -1;
+
+    if (n < 10000) {
+        snprintf(out, cap, "%llu", (unsigned long long)n);
+        return;
+    }
+    while (v >= 1024.0 && u < 4) {
+        v /= 1024.0;
+        u++;
+    }
+    if (v < 100.0)
+        snprintf(out, cap, "%.1f%c", v, units[u]);
+    else
+        snprintf(out, cap, "%.0f%c", v, units[u]);
+}
+
+uint64_t ph_cli_to_u64(const char *s)
+{
+    return strtoull(s, NULL, 10);
 }

@@ -111,16 +111,11 @@ ph_err ph_frame_append_error(ph_buf *b, uint32_t id, ph_err code,
 ph_err ph_frame_begin(ph_buf *b, uint8_t kind, uint32_t id, uint32_t status,
                       const char *route, uint8_t route_len, size_t *start)
 {
-    ph_frame f;
+    ph_frame f = {.kind = kind, .route_len = route_len, .id = id,
+                  .status = status, .route = route};
     size_t at = b->len;
     ph_err err;
 
-    memset(&f, 0, sizeof f);
-    f.kind = kind;
-    f.id = id;
-    f.status = status;
-    f.route = route;
-    f.route_len = route_len;
     err = ph_frame_append(b, &f);
     if (err == PH_OK)
         *start = at;

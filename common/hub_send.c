@@ -125,16 +125,10 @@ ph_err hub_encode(ph_hub *h, uint8_t kind, uint32_t id, uint32_t status,
                   const char *route, size_t route_len,
                   const uint8_t *payload, size_t payload_len)
 {
-    ph_frame f;
+    ph_frame f = {.kind = kind, .route_len = (uint8_t)route_len, .id = id,
+                  .status = status, .route = route, .payload = payload,
+                  .payload_len = (uint32_t)payload_len};
 
-    memset(&f, 0, sizeof f);
-    f.kind = kind;
-    f.id = id;
-    f.status = status;
-    f.route = route;
-    f.route_len = (uint8_t)route_len;
-    f.payload = payload;
-    f.payload_len = (uint32_t)payload_len;
     h->enc.len = 0;
     return ph_frame_append(&h->enc, &f);
 }

@@ -151,6 +151,24 @@ void hub_sys_client(ph_hub *h, hconn *c, uint32_t id, const char *arg,
     json_done(h, id, "sys.client", 10, start, ph_json_end(&j));
 }
 
+/* key: an array of the names of a's entries (routes or topics, which both
+ * start like named). */
+static void names_array(ph_json *j, const char *key, const parr *a)
+{
+    uint32_t k;
+
+    ph_json_key(j, key);
+    put(j->out, &j->err, "[", 1);
+    for (k = 0; k < a->n && j->err == PH_OK; k++) {
+        const named *e = a->v[k];
+        if (k)
+            put(j->out, &j->err, ",", 1);
+        if (j->err == PH_OK)
+            j->err = ph_json_append_string(j->out, e->name, e->len);
+    }
+    put(j->out, &j->err, "]", 1);
+}
+
 /* sys.clients: every connection the hub knows, for administrators (the
  * table's PH_SYS_ADMIN: control() has checked). */
 void hub_sys_clients(ph_hub *h, hconn *c, uint32_t id, const char *arg,
@@ -160,7 +178,6 @@ void hub_sys_clients(ph_hub *h, hconn *c, uint32_t id, const char *arg,
     ph_conn_stats cs;
     ph_err err;
     size_t start, i, n = 0;
-    uint32_t k;
     hnode *e;
     ph_json j;
 
@@ -196,26 +213,8 @@ void hub_sys_clients(ph_hub *h, hconn *c, uint32_t id, const char *arg,
             ph_json_u64(&j, "bytes_out", cs.bytes_out);
             ph_json_u64(&j, "queued", cs.queued);
             ph_json_u64(&j, "inflight", t->inflight);
-            ph_json_key(&j, "routes");
-            put(b, &j.err, "[", 1);
-            for (k = 0; k < t->regs.n && j.err == PH_OK; k++) {
-                hroute *r = t->regs.v[k];
-                if (k)
-                    put(b, &j.err, ",", 1);
-                if (j.err == PH_OK)
-                    j.err = ph_json_append_string(b, r->name, r->len);
-            }
-            put(b, &j.err, "]", 1);
-            ph_json_key(&j, "subscriptions");
-            put(b, &j.err, "[", 1);
-            for (k = 0; k < t->subs.n && j.err == PH_OK; k++) {
-                topic *tp = t->subs.v[k];
-                if (k)
-                    put(b, &j.err, ",", 1);
-                if (j.err == PH_OK)
-                    j.err = ph_json_append_string(b, tp->name, tp->len);
-            }
-            put(b, &j.err, "]", 1);
+            names_array(&j, "routes", &t->regs);
+            names_array(&j, "subscriptions", &t->subs);
             ph_json_bool(&j, "monitor", t->monitor);
             err = ph_json_end(&j);
         }

@@ -36,20 +36,32 @@ static ph_err reply_error(ph_buf *out, uint32_t id, ph_err code, const char *msg
 }
 
 ph_err ph_router_sys_ping(const ph_router *r, ph_peer *peer, const ph_frame *f,
-                       ph_buf *out, ph_route_result *res)
+                          ph_buf *out, ph_route_result *res)
 {
     return reply(out, f, NULL, 0, res);
 }
 
 ph_err ph_router_sys_echo(const ph_router *r, ph_peer *peer, const ph_frame *f,
-                       ph_buf *out, ph_route_result *res)
+                          ph_buf *out, ph_route_result *res)
 {
     /* The reply has an empty route, so it is never longer than the request
      * and always fits the frame limit the request passed. */
     return reply(out, f, f->payload, f->payload_len, res);
 }
 
-/* JSON replies are written straight into the output buffer. */
+/* JSON replies are written straight into the output buffer: begin the
+ * REPLY frame for f and its JSON object. */
+static ph_err json_reply_begin(ph_buf *out, const ph_frame *f, size_t *start,
+                               ph_json *j)
+{
+    ph_err err = ph_frame_begin(out, PH_REPLY, f->id, 0, NULL, 0, start);
+
+    if (err == PH_OK)
+        ph_json_begin(j, out);
+    return err;
+}
+
+/* Close the JSON object and the frame begun by json_reply_begin. */
 static ph_err json_reply_end(const ph_peer *peer, ph_buf *out, size_t start,
                              ph_json *j, const ph_frame *f,
                              ph_route_result *res)
@@ -68,7 +80,7 @@ static ph_err json_reply_end(const ph_peer *peer, ph_buf *out, size_t start,
 }
 
 ph_err ph_router_sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
-                        ph_buf *out, ph_route_result *res)
+                           ph_buf *out, ph_route_result *res)
 {
     size_t start, n = f->payload_len;
     ph_json j;
@@ -82,10 +94,9 @@ ph_err ph_router_sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
         memcpy(peer->name, f->payload, n);
         peer->name[n] = '\0';
     }
-    err = ph_frame_begin(out, PH_REPLY, f->id, 0, NULL, 0, &start);
+    err = json_reply_begin(out, f, &start, &j);
     if (err != PH_OK)
         return err;
-    ph_json_begin(&j, out);
     ph_json_str(&j, "server", "pipehubd", 8);
     ph_json_str(&j, "version", r->server_version, strlen(r->server_version));
     ph_json_u64(&j, "protocol", PH_PROTOCOL_VERSION);
@@ -97,7 +108,7 @@ ph_err ph_router_sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
 }
 
 ph_err ph_router_sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
-                        ph_buf *out, ph_route_result *res)
+                           ph_buf *out, ph_route_result *res)
 {
     ph_stats s;
     size_t start;
@@ -107,10 +118,9 @@ ph_err ph_router_sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
     memset(&s, 0, sizeof s);
     if (r->stats)
         r->stats(r->stats_ctx, &s);
-    err = ph_frame_begin(out, PH_REPLY, f->id, 0, NULL, 0, &start);
+    err = json_reply_begin(out, f, &start, &j);
     if (err != PH_OK)
         return err;
-    ph_json_begin(&j, out);
 #define STAT(name, owner) ph_json_u64(&j, #name, s.name);
     PH_STATS(STAT)
 #undef STAT
@@ -118,8 +128,8 @@ ph_err ph_router_sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
 }
 
 ph_err ph_router_sys_process(const ph_router *r, ph_peer *peer,
-                          const ph_frame *f, ph_buf *out,
-                          ph_route_result *res)
+                             const ph_frame *f, ph_buf *out,
+                             ph_route_result *res)
 {
     ph_process_info p;
     size_t start;
@@ -129,10 +139,9 @@ ph_err ph_router_sys_process(const ph_router *r, ph_peer *peer,
     memset(&p, 0, sizeof p);
     if (r->process)
         r->process(r->stats_ctx, &p);
-    err = ph_frame_begin(out, PH_REPLY, f->id, 0, NULL, 0, &start);
+    err = json_reply_begin(out, f, &start, &j);
     if (err != PH_OK)
         return err;
-    ph_json_begin(&j, out);
     ph_json_u64(&j, "pid", p.pid);
     ph_json_u64(&j, "handles", p.handles);
     ph_json_u64(&j, "private_bytes", p.private_bytes);
@@ -150,10 +159,9 @@ ph_err ph_router_sys_config(const ph_router *r, ph_peer *peer,
     ph_json j;
     ph_err err;
 
-    err = ph_frame_begin(out, PH_REPLY, f->id, 0, NULL, 0, &start);
+    err = json_reply_begin(out, f, &start, &j);
     if (err != PH_OK)
         return err;
-    ph_json_begin(&j, out);
     if (r->config)
         r->config(r->stats_ctx, &j);
     return json_reply_end(peer, out, start, &j, f, res);

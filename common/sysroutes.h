@@ -48,39 +48,29 @@ extern const ph_sys_route ph_sys_routes[];
 /* The row for route, or NULL when it is not a built-in route. */
 const ph_sys_route *ph_sys_route_find(const char *route, size_t len);
 
-/* The handlers. */
-ph_err ph_router_sys_ping(const ph_router *r, ph_peer *peer, const ph_frame *f,
-                          ph_buf *out, ph_route_result *res);
-ph_err ph_router_sys_echo(const ph_router *r, ph_peer *peer, const ph_frame *f,
-                          ph_buf *out, ph_route_result *res);
-ph_err ph_router_sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
-                           ph_buf *out, ph_route_result *res);
-ph_err ph_router_sys_stats(const ph_router *r, ph_peer *peer, const ph_frame *f,
-                           ph_buf *out, ph_route_result *res);
-ph_err ph_router_sys_process(const ph_router *r, ph_peer *peer,
-                             const ph_frame *f, ph_buf *out,
-                             ph_route_result *res);
-ph_err ph_router_sys_config(const ph_router *r, ph_peer *peer,
-                            const ph_frame *f, ph_buf *out,
-                            ph_route_result *res);
-
-void hub_sys_register(struct ph_hub *h, struct hconn *c, uint32_t id,
-                      const char *arg, size_t len);
-void hub_sys_unregister(struct ph_hub *h, struct hconn *c, uint32_t id,
-                        const char *arg, size_t len);
-void hub_sys_subscribe(struct ph_hub *h, struct hconn *c, uint32_t id,
-                       const char *arg, size_t len);
-void hub_sys_unsubscribe(struct ph_hub *h, struct hconn *c, uint32_t id,
-                         const char *arg, size_t len);
-void hub_sys_routes(struct ph_hub *h, struct hconn *c, uint32_t id,
-                    const char *arg, size_t len);
-void hub_sys_subscriptions(struct ph_hub *h, struct hconn *c, uint32_t id,
-                           const char *arg, size_t len);
-void hub_sys_client(struct ph_hub *h, struct hconn *c, uint32_t id,
-                    const char *arg, size_t len);
-void hub_sys_monitor(struct ph_hub *h, struct hconn *c, uint32_t id,
-                     const char *arg, size_t len);
-void hub_sys_clients(struct ph_hub *h, struct hconn *c, uint32_t id,
-                     const char *arg, size_t len);
+/* The handlers, each of its table's type. */
+#define PH_SYS_LOCAL_HANDLER(fn)                                          \
+    ph_err fn(const ph_router *r, ph_peer *peer, const ph_frame *f,       \
+              ph_buf *out, ph_route_result *res);
+#define PH_SYS_HUB_HANDLER(fn)                                            \
+    void fn(struct ph_hub *h, struct hconn *c, uint32_t id, const char *arg, \
+            size_t len);
+PH_SYS_LOCAL_HANDLER(ph_router_sys_ping)
+PH_SYS_LOCAL_HANDLER(ph_router_sys_echo)
+PH_SYS_LOCAL_HANDLER(ph_router_sys_hello)
+PH_SYS_LOCAL_HANDLER(ph_router_sys_stats)
+PH_SYS_LOCAL_HANDLER(ph_router_sys_process)
+PH_SYS_LOCAL_HANDLER(ph_router_sys_config)
+PH_SYS_HUB_HANDLER(hub_sys_register)
+PH_SYS_HUB_HANDLER(hub_sys_unregister)
+PH_SYS_HUB_HANDLER(hub_sys_subscribe)
+PH_SYS_HUB_HANDLER(hub_sys_unsubscribe)
+PH_SYS_HUB_HANDLER(hub_sys_routes)
+PH_SYS_HUB_HANDLER(hub_sys_subscriptions)
+PH_SYS_HUB_HANDLER(hub_sys_client)
+PH_SYS_HUB_HANDLER(hub_sys_monitor)
+PH_SYS_HUB_HANDLER(hub_sys_clients)
+#undef PH_SYS_LOCAL_HANDLER
+#undef PH_SYS_HUB_HANDLER
 
 #endif

@@ -50,45 +50,45 @@ typedef struct loader {
     const char *text;
 } loader;
 
-static void problem(loader *l, unsigned line, const char *fmt, ...)
+/* Report "FILE:LINE: [warning: ]message"; only problems count as errors. */
+static void vreport(loader *l, unsigned line, int is_warning, const char *fmt,
+                    va_list ap)
 {
     char msg[MSG_MAX];
     int n;
-    va_list ap;
 
     if (line > 0)
-        n = snprintf(msg, sizeof msg, "%s:%u: ", l->name, line);
+        n = snprintf(msg, sizeof msg, "%s:%u: %s", l->name, line,
+                     is_warning ? "warning: " : "");
     else
-        n = snprintf(msg, sizeof msg, "%s: ", l->name);
+        n = snprintf(msg, sizeof msg, "%s: %s", l->name,
+                     is_warning ? "warning: " : "");
     if (n < 0 || (size_t)n >= sizeof msg)
         n = 0;
-    va_start(ap, fmt);
     vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
-    va_end(ap);
-    l->errors++;
+    if (!is_warning)
+        l->errors++;
     if (l->report)
         l->report(l->ctx, msg);
 }
 
-/* Something to tell the admin that does not make the file wrong: reported
- * as "FILE:LINE: warning: ...", not counted as an error. */
-static void warning(loader *l, unsigned line, const char *fmt, ...)
+static void problem(loader *l, unsigned line, const char *fmt, ...)
 {
-    char msg[MSG_MAX];
-    int n;
     va_list ap;
 
-    if (line > 0)
-        n = snprintf(msg, sizeof msg, "%s:%u: warning: ", l->name, line);
-    else
-        n = snprintf(msg, sizeof msg, "%s: warning: ", l->name);
-    if (n < 0 || (size_t)n >= sizeof msg)
-        n = 0;
     va_start(ap, fmt);
-    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    vreport(l, line, 0, fmt, ap);
     va_end(ap);
-    if (l->report)
-        l->report(l->ctx, msg);
+}
+
+/* Something to tell the admin that does not make the file wrong. */
+static void warning(loader *l, unsigned line, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(l, line, 1, fmt, ap);
+    va_end(ap);
 }
 
 static size_t row_index(const ph_option_def *d)
@@ -616,16 +616,22 @@ static ph_err run(loader *l, ph_options *out)
     return PH_OK;
 }
 
+static void loader_init(loader *l, const char *name, ph_config_report report,
+                        void *ctx)
+{
+    memset(l, 0, sizeof *l);
+    l->name = name;
+    l->report = report;
+    l->ctx = ctx;
+}
+
 ph_err ph_config_load_string(const char *name, const char *text,
                              ph_options *out, ph_config_report report,
                              void *ctx)
 {
     loader l;
 
-    memset(&l, 0, sizeof l);
-    l.name = name;
-    l.report = report;
-    l.ctx = ctx;
+    loader_init(&l, name, report, ctx);
     l.text = text;
     return run(&l, out);
 }
@@ -637,10 +643,7 @@ ph_err ph_config_load_file(const char *path, ph_options *out,
     loader l;
     ph_err err;
 
-    memset(&l, 0, sizeof l);
-    l.name = path;
-    l.report = report;
-    l.ctx = ctx;
+    loader_init(&l, path, report, ctx);
     l.file = fopen(path, "r");
     if (l.file == NULL) {
         snprintf(msg, sizeof msg, "%s: cannot open the file", path);

@@ -1,8 +1,4 @@
-/* pipehub clients and doctor: what an administrator asks about a hub.
- *
- * clients: sys.clients as a table (or its JSON as it is).
- *
- * doctor: a diagnosis of one pipe name, one line per check:
+/* pipehub doctor: a diagnosis of one pipe name, one line per check:
  *   OK    the check passed
  *   INFO  something to know that is not a finding (a value, or a check
  *         that cannot be made from a client)
@@ -19,27 +15,12 @@
  *
  * How doctor reads the pipe's access rules. It opens the pipe as a client
  * and calls GetSecurityInfo on that handle: the live descriptor NPFS checks,
- * not the config's text. Rights are mapped with the file generic mapping
- * (what NPFS uses). Per ACE it says who (LookupAccountSidW, or the SID) and
- * what: "may connect" needs FILE_READ_DATA / FILE_WRITE_DATA; "may create
- * instances" is FILE_CREATE_PIPE_INSTANCE (the same bit as FILE_APPEND_DATA,
- * so GENERIC_WRITE and GENERIC_ALL grant it); WRITE_DAC and WRITE_OWNER are
- * counted with it, as they let the holder grant it to itself. Who may
- * create instances may serve clients in the hub's place (pipe squatting),
- * so that is a WARN for anyone but:
- *   - the serving process's own account (it is the server),
- *   - SYSTEM and Administrators (they can take any object anyway: owning
- *     every object and debugging every process is already theirs), and
- *   - OWNER RIGHTS (S-1-3-4) when the owner is one of those.
- * When the server's account cannot be read (OpenProcess refused: a
- * non-administrator looking at a service), an ACE that only that account
- * would explain is INFO, not WARN. The owner is judged by the same rule:
- * an owner may always rewrite the DACL.
- * Everyone, Anonymous, Network, Guests and ALL APPLICATION PACKAGES with any
- * access are a WARN too: the hub's audience is local, authenticated, not
- * sandboxed users. A deny ACE earlier in the list for the same SID, or for
- * Everyone, takes its bits off a later allow before these rules apply.
- * Inherit-only ACEs do not apply to the pipe and are listed as such. */
+ * not the config's text. It shows the owner and DACL as SDDL and hands that
+ * text to client/sddl_judge.c, which says what each entry lets whom do and
+ * which are findings (the rules are in sddl_judge.h). What needs Win32 stays
+ * here: the serving process's account the judgement compares with, the
+ * names of SIDs (LookupAccountSidW) and of the machine's SID aliases, and
+ * the integrity label. */
 #include <windows.h>
 
 #include <aclapi.h>
@@ -50,447 +31,20 @@
 #include <string.h>
 
 #include "cli.h"
+#include "sddl_judge.h"
+#include "wintext.h"
 
-/* ---- small helpers ------------------------------------------------------- */
-
-#define CELL_MAX 128u
-#define EXE_SHOWN 28u    /* longest executable name shown in the table */
-#define NAMES_SHOWN 40u  /* longest list of route / topic names shown */
 #define NAME_MAX_UTF8 512u
 
-/* Unix time in ms now. */
-static uint64_t unix_ms_now(void)
-{
-    FILETIME ft;
-    ULARGE_INTEGER u;
-
-    GetSystemTimeAsFileTime(&ft);
-    u.LowPart = ft.dwLowDateTime;
-    u.HighPart = ft.dwHighDateTime;
-    return u.QuadPart / 10000u - 11644473600000ull;
-}
-
-/* A Unix time in ms as local time: "HH:MM:SS" when it is today, else
- * "YYYY-MM-DD HH:MM". */
-static void local_time(uint64_t ms, char *out, size_t cap)
-{
-    ULARGE_INTEGER u;
-    FILETIME ft;
-    SYSTEMTIME utc, lt, now_utc, now;
-
-    u.QuadPart = (ms + 11644473600000ull) * 10000u;
-    ft.dwLowDateTime = u.LowPart;
-    ft.dwHighDateTime = u.HighPart;
-    GetSystemTime(&now_utc);
-    if (!FileTimeToSystemTime(&ft, &utc) ||
-        !SystemTimeToTzSpecificLocalTime(NULL, &utc, &lt) ||
-        !SystemTimeToTzSpecificLocalTime(NULL, &now_utc, &now)) {
-        snprintf(out, cap, "?");
-        return;
-    }
-    if (lt.wYear == now.wYear && lt.wMonth == now.wMonth &&
-        lt.wDay == now.wDay)
-        snprintf(out, cap, "%02u:%02u:%02u", lt.wHour, lt.wMinute,
-                 lt.wSecond);
-    else
-        snprintf(out, cap, "%04u-%02u-%02u %02u:%02u", lt.wYear, lt.wMonth,
-                 lt.wDay, lt.wHour, lt.wMinute);
-}
-
-/* A duration in ms, two units at most: "0s", "59s", "3m05s", "2h14m",
- * "3d04h". */
-static void age(uint64_t ms, char *out, size_t cap)
-{
-    uint64_t s = ms / 1000u;
-
-    if (s < 60)
-        snprintf(out, cap, "%us", (unsigned)s);
-    else if (s < 3600)
-        snprintf(out, cap, "%um%02us", (unsigned)(s / 60), (unsigned)(s % 60));
-    else if (s < 86400)
-        snprintf(out, cap, "%uh%02um", (unsigned)(s / 3600),
-                 (unsigned)(s % 3600 / 60));
-    else
-        snprintf(out, cap, "%ud%02uh", (unsigned)(s / 86400),
-                 (unsigned)(s % 86400 / 3600));
-}
-
-/* A byte count for a table: exact below 10000, else K/M/G (1024s) with one
- * decimal below 100. */
-static void bytes_short(uint64_t n, char *out, size_t cap)
-{
-    static const char units[] = "KMGTP";
-    double v = (double)n;
-    int u = -1;
-
-    if (n < 10000) {
-        snprintf(out, cap, "%llu", (unsigned long long)n);
-        return;
-    }
-    while (v >= 1024.0 && u < 4) {
-        v /= 1024.0;
-        u++;
-    }
-    if (v < 100.0)
-        snprintf(out, cap, "%.1f%c", v, units[u]);
-    else
-        snprintf(out, cap, "%.0f%c", v, units[u]);
-}
-
-static uint64_t to_u64(const char *s)
-{
-    return strtoull(s, NULL, 10);
-}
-
 /* UTF-16 -> UTF-8, cut to fit; "?" when it cannot be converted. */
-static void utf8(const WCHAR *w, char *out, size_t cap)
-{
-    int n = WideCharToMultiByte(CP_UTF8, 0, w, -1, out, (int)cap, NULL, NULL);
-
-    if (n <= 0) {
-        /* Too long for out, most likely: convert into a big buffer. */
-        int need = WideCharToMultiByte(CP_UTF8, 0, w, -1, NULL, 0, NULL, NULL);
-        char *tmp = need > 0 ? malloc((size_t)need) : NULL;
-        if (tmp != NULL &&
-            WideCharToMultiByte(CP_UTF8, 0, w, -1, tmp, need, NULL, NULL) > 0)
-            snprintf(out, cap, "%s", tmp);
-        else
-            snprintf(out, cap, "?");
-        free(tmp);
-    }
-}
-
 /* The system's text for a Win32 error, one line, no final period. */
 static void win_msg(DWORD code, char *out, size_t cap)
 {
-    DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM |
-                                 FORMAT_MESSAGE_IGNORE_INSERTS,
-                             NULL, code, 0, out, (DWORD)cap, NULL);
+    size_t n = strlen(ph_wintext_syserr(code, out, cap));
 
-    while (n > 0 && (out[n - 1] == '\r' || out[n - 1] == '\n' ||
-                     out[n - 1] == ' ' || out[n - 1] == '.'))
-        n--;
-    out[n] = '\0';
-    if (n == 0)
-        snprintf(out, cap, "no text for this code");
+    while (n > 0 && out[n - 1] == '.')
+        out[--n] = '\0';
 }
-
-/* ---- clients ------------------------------------------------------------- */
-
-enum {
-    COL_ID, COL_PID, COL_ACCOUNT, COL_INTEGRITY, COL_EXE, COL_CONNECTED,
-    COL_FRAMES, COL_BYTES, COL_QUEUED, COL_ROUTES, COL_SUBS, COL_FLAGS, NCOL
-};
-
-static const char *const client_heads[NCOL] = {
-    "ID", "PID", "ACCOUNT", "INTEGRITY", "EXE", "CONNECTED",
-    "FRAMES IN/OUT", "BYTES IN/OUT", "QUEUED", "ROUTES", "SUBSCRIPTIONS",
-    "FLAGS",
-};
-
-typedef char row_cells[NCOL][CELL_MAX];
-
-/* A row of the table and the connection id it is sorted by. */
-typedef struct client_row {
-    uint64_t id;
-    row_cells cells;
-} client_row;
-
-static int cmp_row(const void *a, const void *b)
-{
-    uint64_t x = ((const client_row *)a)->id, y = ((const client_row *)b)->id;
-
-    return x < y ? -1 : x > y;
-}
-
-/* The file name of an executable path, at most EXE_SHOWN bytes ("..." in
- * the middle when longer); "-" when empty. */
-static void exe_short(const char *path, char *out, size_t cap)
-{
-    const char *base = path, *p;
-    size_t n, keep;
-
-    for (p = path; *p != '\0'; p++)
-        if (*p == '\\' || *p == '/')
-            base = p + 1;
-    n = strlen(base);
-    if (n == 0) {
-        snprintf(out, cap, "-");
-    } else if (n <= EXE_SHOWN) {
-        snprintf(out, cap, "%s", base);
-    } else {
-        /* Keep the start and the end (".exe" and what precedes it). */
-        keep = (EXE_SHOWN - 3) / 2;
-        snprintf(out, cap, "%.*s...%s", (int)keep, base,
-                 base + n - (EXE_SHOWN - 3 - keep));
-    }
-}
-
-/* A JSON string element of a name array: its text without the quotes.
- * Route and topic names have no characters that need escapes; any escape
- * is decoded as the character after the backslash, \uXXXX as '?'. */
-static void json_name(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t i, k = 0;
-
-    if (n < 2 || s[0] != '"') {
-        snprintf(out, cap, "%.*s", (int)n, s);
-        return;
-    }
-    for (i = 1; i + 1 < n && k + 1 < cap; i++) {
-        if (s[i] == '\\' && i + 2 < n) {
-            i++;
-            if (s[i] == 'u') {
-                out[k++] = '?';
-                i += 4;
-                continue;
-            }
-        }
-        out[k++] = s[i];
-    }
-    out[k] = '\0';
-}
-
-/* The cell of a name array: "0", "2 (a.b, c.*)" when the names are short,
- * else as many as fit and "+K more", or just the count. -1 when the value
- * is not an array. */
-static int names_cell(const char *arr, size_t n, char *out, size_t cap)
-{
-    char name[256], list[CELL_MAX];
-    size_t pos = 0, start, len, count = 0, shown = 0, used = 0;
-    int more;
-
-    list[0] = '\0';
-    while ((more = ph_cli_json_next(arr, n, &pos, &start, &len)) == 1) {
-        count++;
-        json_name(arr + start, len, name, sizeof name);
-        if (shown + 1 == count &&
-            used + (shown ? 2 : 0) + strlen(name) <= NAMES_SHOWN) {
-            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s",
-                                     shown ? ", " : "", name);
-            shown++;
-        }
-    }
-    if (more < 0)
-        return -1;
-    if (count == 0)
-        snprintf(out, cap, "0");
-    else if (shown == 0)
-        snprintf(out, cap, "%u", (unsigned)count);
-    else if (shown == count)
-        snprintf(out, cap, "%u (%s)", (unsigned)count, list);
-    else
-        snprintf(out, cap, "%u (%s, +%u more)", (unsigned)count, list,
-                 (unsigned)(count - shown));
-    return 0;
-}
-
-/* One connection's cells from its JSON object. -1 when it is not one. */
-static int client_cells(const char *obj, size_t len, uint64_t now_ms,
-                        uint32_t self, client_row *row)
-{
-    char (*cells)[CELL_MAX] = row->cells;
-    char v[CELL_MAX], v2[CELL_MAX], t[64], a[32], *arr;
-    uint64_t since;
-    size_t flen = 0;
-    int rc = 0;
-
-    if (ph_cli_json_get(obj, len, "conn_id", v, sizeof v) != 1)
-        return -1;
-    row->id = to_u64(v);
-    snprintf(cells[COL_ID], CELL_MAX, "%s%s", v,
-             self != 0 && to_u64(v) == self ? "*" : "");
-    if (ph_cli_json_get(obj, len, "pid", cells[COL_PID], CELL_MAX) != 1)
-        snprintf(cells[COL_PID], CELL_MAX, "-");
-    if (ph_cli_json_get(obj, len, "account", cells[COL_ACCOUNT], CELL_MAX) !=
-            1 ||
-        cells[COL_ACCOUNT][0] == '\0') {
-        /* No name: the SID is the next best thing. */
-        if (ph_cli_json_get(obj, len, "sid", cells[COL_ACCOUNT], CELL_MAX) !=
-                1 ||
-            cells[COL_ACCOUNT][0] == '\0')
-            snprintf(cells[COL_ACCOUNT], CELL_MAX, "-");
-    }
-    if (ph_cli_json_get(obj, len, "integrity", cells[COL_INTEGRITY],
-                        CELL_MAX) != 1 ||
-        cells[COL_INTEGRITY][0] == '\0')
-        snprintf(cells[COL_INTEGRITY], CELL_MAX, "-");
-    if (ph_cli_json_get(obj, len, "exe", v, sizeof v) == 1)
-        exe_short(v, cells[COL_EXE], CELL_MAX);
-    else
-        snprintf(cells[COL_EXE], CELL_MAX, "-");
-
-    if (ph_cli_json_get(obj, len, "connected_ms", v, sizeof v) == 1 &&
-        (since = to_u64(v)) != 0) {
-        local_time(since, t, sizeof t);
-        age(now_ms > since ? now_ms - since : 0, a, sizeof a);
-        snprintf(cells[COL_CONNECTED], CELL_MAX, "%s (%s)", t, a);
-    } else {
-        snprintf(cells[COL_CONNECTED], CELL_MAX, "-");
-    }
-
-    if (ph_cli_json_get(obj, len, "frames_in", v, sizeof v) != 1)
-        snprintf(v, sizeof v, "-");
-    if (ph_cli_json_get(obj, len, "frames_out", v2, sizeof v2) != 1)
-        snprintf(v2, sizeof v2, "-");
-    snprintf(cells[COL_FRAMES], CELL_MAX, "%s/%s", v, v2);
-    if (ph_cli_json_get(obj, len, "bytes_in", v, sizeof v) == 1)
-        bytes_short(to_u64(v), v, sizeof v);
-    else
-        snprintf(v, sizeof v, "-");
-    if (ph_cli_json_get(obj, len, "bytes_out", v2, sizeof v2) == 1)
-        bytes_short(to_u64(v2), v2, sizeof v2);
-    else
-        snprintf(v2, sizeof v2, "-");
-    snprintf(cells[COL_BYTES], CELL_MAX, "%s/%s", v, v2);
-    if (ph_cli_json_get(obj, len, "queued", v, sizeof v) == 1)
-        bytes_short(to_u64(v), cells[COL_QUEUED], CELL_MAX);
-    else
-        snprintf(cells[COL_QUEUED], CELL_MAX, "-");
-
-    /* The arrays may be long: read them whole (they fit in the object). */
-    if ((arr = malloc(len + 1)) == NULL)
-        return -1;
-    if (ph_cli_json_get(obj, len, "routes", arr, len + 1) != 1)
-        snprintf(cells[COL_ROUTES], CELL_MAX, "-");
-    else if (names_cell(arr, strlen(arr), cells[COL_ROUTES], CELL_MAX) < 0)
-        rc = -1;
-    if (ph_cli_json_get(obj, len, "subscriptions", arr, len + 1) != 1)
-        snprintf(cells[COL_SUBS], CELL_MAX, "-");
-    else if (names_cell(arr, strlen(arr), cells[COL_SUBS], CELL_MAX) < 0)
-        rc = -1;
-    free(arr);
-
-    cells[COL_FLAGS][0] = '\0';
-    if (ph_cli_json_get(obj, len, "admin", v, sizeof v) == 1 &&
-        strcmp(v, "true") == 0)
-        flen += (size_t)snprintf(cells[COL_FLAGS] + flen, CELL_MAX - flen,
-                                 "%sadmin", flen ? "," : "");
-    if (ph_cli_json_get(obj, len, "monitor", v, sizeof v) == 1 &&
-        strcmp(v, "true") == 0)
-        flen += (size_t)snprintf(cells[COL_FLAGS] + flen, CELL_MAX - flen,
-                                 "%smonitor", flen ? "," : "");
-    if (ph_cli_json_get(obj, len, "inflight", v, sizeof v) == 1 &&
-        to_u64(v) != 0)
-        flen += (size_t)snprintf(cells[COL_FLAGS] + flen, CELL_MAX - flen,
-                                 "%sinflight=%s", flen ? "," : "", v);
-    if (flen == 0)
-        snprintf(cells[COL_FLAGS], CELL_MAX, "-");
-    return rc;
-}
-
-/* This connection's conn_id, from sys.hello; 0 when it cannot be had. */
-static uint32_t own_conn_id(const cli *o, ph_client *c)
-{
-    char v[32];
-    ph_reply r;
-    uint32_t id = 0;
-
-    if (ph_client_call(c, "sys.hello", "pipehub clients", 15, o->timeout_ms,
-                       &r) != PH_OK)
-        return 0;
-    if (r.kind == PH_REPLY &&
-        ph_cli_json_get((const char *)r.payload, r.payload_len, "conn_id", v,
-                        sizeof v) == 1)
-        id = (uint32_t)to_u64(v);
-    ph_reply_free(&r);
-    return id;
-}
-
-int ph_cli_clients(const cli *o, int argc, char **argv)
-{
-    size_t width[NCOL], pos = 0, start, len, k, nrows = 0, cap = 0, i;
-    client_row *rows = NULL, *t;
-    int json = 0, rc, more, a;
-    uint32_t self = 0;
-    uint64_t now;
-    ph_client *c;
-    ph_reply r;
-    ph_err err;
-
-    for (a = 0; a < argc; a++) {
-        if (strcmp(argv[a], "--json") == 0)
-            json = 1;
-        else
-            return ph_cli_usage_error("clients takes only --json, not '%s'",
-                                      argv[a]);
-    }
-    if ((rc = ph_cli_connect(o, &c)) != EXIT_OK)
-        return rc;
-    if (!json)
-        self = own_conn_id(o, c);
-    err = ph_client_call(c, "sys.clients", NULL, 0, o->timeout_ms, &r);
-    ph_client_close(c);
-    if (err != PH_OK)
-        return ph_cli_report_failure(o, "sys.clients", err);
-    if (r.kind == PH_ERROR) {
-        rc = ph_cli_report_error_reply(&r);
-        ph_reply_free(&r);
-        return rc;
-    }
-    if (json) {
-        fwrite(r.payload, 1, r.payload_len, stdout);
-        if (r.payload_len == 0 || r.payload[r.payload_len - 1] != '\n')
-            putchar('\n');
-        ph_reply_free(&r);
-        return fflush(stdout) == 0 ? EXIT_OK : EXIT_NO_ANSWER;
-    }
-
-    now = unix_ms_now();
-    while ((more = ph_cli_json_next((const char *)r.payload, r.payload_len,
-                                    &pos, &start, &len)) == 1) {
-        if (nrows == cap) {
-            cap = cap ? cap * 2 : 16;
-            if ((t = realloc(rows, cap * sizeof *rows)) == NULL) {
-                fputs("pipehub: out of memory\n", stderr);
-                free(rows);
-                ph_reply_free(&r);
-                return EXIT_NO_ANSWER;
-            }
-            rows = t;
-        }
-        if (client_cells((const char *)r.payload + start, len, now, self,
-                         &rows[nrows]) < 0) {
-            more = -1;
-            break;
-        }
-        nrows++;
-    }
-    if (more < 0) {
-        fprintf(stderr, "pipehub: sys.clients answered something other than "
-                "a JSON array of connections: %.200s\n",
-                (const char *)r.payload);
-        free(rows);
-        ph_reply_free(&r);
-        return EXIT_NO_ANSWER;
-    }
-    ph_reply_free(&r);
-
-    /* The hub lists them in its own order; ids give the order they came. */
-    if (nrows > 1)
-        qsort(rows, nrows, sizeof *rows, cmp_row);
-    for (k = 0; k < NCOL; k++) {
-        width[k] = strlen(client_heads[k]);
-        for (i = 0; i < nrows; i++)
-            if (strlen(rows[i].cells[k]) > width[k])
-                width[k] = strlen(rows[i].cells[k]);
-    }
-    for (k = 0; k < NCOL; k++)
-        printf(k + 1 < NCOL ? "%-*s  " : "%.*s\n",
-               (int)(k + 1 < NCOL ? width[k] : strlen(client_heads[k])),
-               client_heads[k]);
-    for (i = 0; i < nrows; i++)
-        for (k = 0; k < NCOL; k++)
-            printf(k + 1 < NCOL ? "%-*s  " : "%.*s\n",
-                   (int)(k + 1 < NCOL ? width[k] : strlen(rows[i].cells[k])),
-                   rows[i].cells[k]);
-    printf("%u connection%s%s\n", (unsigned)nrows, nrows == 1 ? "" : "s",
-           self != 0 ? " (* is this command's own)" : "");
-    free(rows);
-    return fflush(stdout) == 0 ? EXIT_OK : EXIT_NO_ANSWER;
-}
-
-/* ---- doctor -------------------------------------------------------------- */
 
 typedef struct doctor {
     const cli *o;
@@ -498,11 +52,11 @@ typedef struct doctor {
     /* From the pipe handle. */
     DWORD server_pid;        /* 0: unknown */
     char server_sid[256];    /* the serving process's account, "" unknown */
-    char owner_sid[256];     /* the pipe's owner, "" unknown */
-    char owner_text[NAME_MAX_UTF8 * 2 + 300]; /* its name and SID */
 } doctor;
 
-enum { ST_OK, ST_INFO, ST_WARN, ST_FAIL };
+/* The judgement's statuses, and FAIL, which only doctor's own checks say. */
+enum { ST_OK = PH_SDDL_OK, ST_INFO = PH_SDDL_INFO, ST_WARN = PH_SDDL_WARN,
+       ST_FAIL };
 
 /* One line of the diagnosis: "STATUS CHECK TEXT". */
 static void say(doctor *d, int st, const char *check, const char *fmt, ...)
@@ -560,8 +114,8 @@ static void sid_text(PSID sid, char *out, size_t cap, char *sid_out,
         snprintf(sid_out, sid_cap, "%s", sidstr);
     if (LookupAccountSidW(NULL, sid, name, &nn, domain, &dn, &use) &&
         name[0] != L'\0') {
-        utf8(name, n8, sizeof n8);
-        utf8(domain, d8, sizeof d8);
+        ph_wintext_utf8(name, n8, sizeof n8);
+        ph_wintext_utf8(domain, d8, sizeof d8);
         if (d8[0] != '\0')
             snprintf(out, cap, "%s\\%s (%s)", d8, n8, sidstr);
         else
@@ -627,7 +181,7 @@ static void check_server_process(doctor *d, HANDLE h)
         "%lu serves the pipe (GetNamedPipeServerProcessId)",
         (unsigned long)pid);
     if (QueryFullProcessImageNameW(proc, 0, wpath, &n)) {
-        utf8(wpath, path, sizeof path);
+        ph_wintext_utf8(wpath, path, sizeof path);
         base = path;
         for (p = path; *p != '\0'; p++)
             if (*p == '\\' || *p == '/')
@@ -769,181 +323,6 @@ static void check_remote(doctor *d)
     free(p);
 }
 
-/* ---- the DACL in plain words --------------------------------------------- */
-
-static int sid_is(const char *sid, const char *want)
-{
-    return strcmp(sid, want) == 0;
-}
-
-/* SYSTEM and Administrators: they can take any object anyway. */
-static int sid_all_powerful(const char *sid)
-{
-    return sid_is(sid, "S-1-5-18") || sid_is(sid, "S-1-5-32-544");
-}
-
-/* Who a local hub should not let in at all: the text, or NULL. */
-static const char *sid_too_broad(const char *sid)
-{
-    if (sid_is(sid, "S-1-1-0"))
-        return "Everyone";
-    if (sid_is(sid, "S-1-5-7"))
-        return "anonymous logons";
-    if (sid_is(sid, "S-1-5-2"))
-        return "network logons (remote users)";
-    if (sid_is(sid, "S-1-5-32-546"))
-        return "Guests";
-    if (sid_is(sid, "S-1-15-2-1") || sid_is(sid, "S-1-15-2-2"))
-        return "sandboxed (AppContainer) processes";
-    return NULL;
-}
-
-/* May this SID create instances without that being a finding? 1 yes,
- * 0 no, -1 cannot tell (the server's account is unknown). */
-static int sid_may_create(const doctor *d, const char *sid)
-{
-    if (sid_is(sid, "S-1-3-4")) {
-        /* OWNER RIGHTS is whoever owns the pipe. */
-        if (d->owner_sid[0] == '\0')
-            return 0;
-        sid = d->owner_sid;
-    }
-    if (sid_all_powerful(sid))
-        return 1;
-    if (d->server_sid[0] == '\0')
-        return -1;
-    return sid_is(sid, d->server_sid);
-}
-
-#define RIGHTS_ESCALATE (FILE_CREATE_PIPE_INSTANCE | WRITE_DAC | WRITE_OWNER)
-
-/* What mask m (generic rights already mapped) lets its holder do. */
-static void rights_text(ACCESS_MASK m, char *out, size_t cap)
-{
-    size_t n = 0;
-    int rd = (m & FILE_READ_DATA) != 0, wr = (m & FILE_WRITE_DATA) != 0;
-
-#define ADD(...) \
-    n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, __VA_ARGS__)
-    if ((m & FILE_ALL_ACCESS) == FILE_ALL_ACCESS) {
-        ADD("full control (may connect, create instances, change the DACL)");
-    } else {
-        if (rd && wr)
-            ADD("may connect (read/write)");
-        else if (rd)
-            ADD("may connect (read only)");
-        else if (wr)
-            ADD("may connect (write only)");
-        else
-            ADD("may not connect");
-        if (m & FILE_CREATE_PIPE_INSTANCE)
-            ADD(", may create instances");
-        if (m & WRITE_DAC)
-            ADD(", may change the DACL");
-        if (m & WRITE_OWNER)
-            ADD(", may take ownership");
-    }
-    ADD(" [0x%lx]", (unsigned long)m);
-#undef ADD
-}
-
-/* The allowed bits of the ACE at index i, less those denied earlier to the
- * same SID or to Everyone. */
-static ACCESS_MASK effective_allow(PACL dacl, DWORD i, ACCESS_MASK m,
-                                   PSID sid, const GENERIC_MAPPING *map)
-{
-    SID_IDENTIFIER_AUTHORITY world = {SECURITY_WORLD_SID_AUTHORITY};
-    PSID everyone = NULL;
-    DWORD k;
-    void *p;
-
-    AllocateAndInitializeSid(&world, 1, SECURITY_WORLD_RID, 0, 0, 0, 0, 0, 0,
-                             0, &everyone);
-    for (k = 0; k < i; k++) {
-        ACCESS_DENIED_ACE *den;
-        ACCESS_MASK dm;
-        if (!GetAce(dacl, k, &p))
-            continue;
-        den = p;
-        if (den->Header.AceType != ACCESS_DENIED_ACE_TYPE ||
-            (den->Header.AceFlags & INHERIT_ONLY_ACE))
-            continue;
-        if (!EqualSid((PSID)&den->SidStart, sid) &&
-            (everyone == NULL || !EqualSid((PSID)&den->SidStart, everyone)))
-            continue;
-        dm = den->Mask;
-        MapGenericMask(&dm, (GENERIC_MAPPING *)map);
-        m &= ~dm;
-    }
-    if (everyone != NULL)
-        FreeSid(everyone);
-    return m;
-}
-
-static void check_ace(doctor *d, PACL dacl, DWORD i, const GENERIC_MAPPING *map)
-{
-    char who[NAME_MAX_UTF8 * 2 + 300], sid[256], what[256], label[16];
-    const char *broad;
-    int may;
-    ACCESS_ALLOWED_ACE *ace;
-    ACCESS_MASK m;
-    void *p;
-
-    snprintf(label, sizeof label, "ace %lu", (unsigned long)i + 1);
-    if (!GetAce(dacl, i, &p)) {
-        say(d, ST_WARN, label, "unreadable: error %lu",
-            (unsigned long)GetLastError());
-        return;
-    }
-    ace = p; /* allowed and denied ACEs share this layout */
-    if (ace->Header.AceType != ACCESS_ALLOWED_ACE_TYPE &&
-        ace->Header.AceType != ACCESS_DENIED_ACE_TYPE) {
-        say(d, ST_INFO, label, "ACE type %u, not read by doctor",
-            (unsigned)ace->Header.AceType);
-        return;
-    }
-    sid_text((PSID)&ace->SidStart, who, sizeof who, sid, sizeof sid);
-    m = ace->Mask;
-    MapGenericMask(&m, (GENERIC_MAPPING *)map);
-    if (ace->Header.AceFlags & INHERIT_ONLY_ACE) {
-        say(d, ST_OK, label, "%s: inherit-only, does not apply to the pipe",
-            who);
-        return;
-    }
-    if (ace->Header.AceType == ACCESS_DENIED_ACE_TYPE) {
-        rights_text(m, what, sizeof what);
-        say(d, ST_OK, label, "%s denied: %s", who, what);
-        return;
-    }
-    m = effective_allow(dacl, i, m, (PSID)&ace->SidStart, map);
-    rights_text(m, what, sizeof what);
-    broad = (m & (FILE_READ_DATA | FILE_WRITE_DATA | RIGHTS_ESCALATE)) != 0
-                ? sid_too_broad(sid)
-                : NULL;
-    may = (m & RIGHTS_ESCALATE) != 0 ? sid_may_create(d, sid) : 1;
-    if (may < 0 && broad == NULL)
-        say(d, ST_INFO, label,
-            "%s: %s; it may create instances: fine if it is the server's "
-            "account, which is unknown here", who, what);
-    else if (may <= 0)
-        say(d, ST_WARN, label,
-            "%s: %s; it may create instances of this pipe and serve "
-            "clients in the hub's place (pipe squatting)%s%s%s%s",
-            who, what, broad != NULL ? ", and it lets in " : "",
-            broad != NULL ? broad : "",
-            sid_is(sid, "S-1-3-4") ? "; OWNER RIGHTS is the owner: " : "",
-            sid_is(sid, "S-1-3-4") ? (d->owner_text[0] != '\0'
-                                          ? d->owner_text
-                                          : "unknown")
-                                   : "");
-    else if (broad != NULL)
-        say(d, ST_WARN, label,
-            "%s: %s; that lets %s in (the hub's audience is local, "
-            "authenticated users)", who, what, broad);
-    else
-        say(d, ST_OK, label, "%s: %s", who, what);
-}
-
 /* The integrity label: who below it may write (connect). */
 static void check_label(doctor *d, HANDLE h)
 {
@@ -992,21 +371,59 @@ static void check_label(doctor *d, HANDLE h)
     LocalFree(sd);
 }
 
-/* The live descriptor of the pipe, read through the client handle. */
+/* The judgement's names for a SID in S-1-... form: as sid_text gives them
+ * for the process's account. */
+static void judge_describe(void *ctx, const char *sid, char *out, size_t cap)
+{
+    PSID p = NULL;
+
+    if (ConvertStringSidToSidA(sid, &p)) {
+        sid_text(p, out, cap, NULL, 0);
+        LocalFree(p);
+    } else if (well_known_name(sid) != NULL) {
+        snprintf(out, cap, "%s (%s)", well_known_name(sid), sid);
+    } else {
+        snprintf(out, cap, "%s", sid);
+    }
+}
+
+/* SDDL writes the SIDs of this machine's or domain's accounts and groups
+ * as aliases (LA, DU, ...) that only Windows can expand. */
+static int judge_resolve(void *ctx, const char *alias, char *out, size_t cap)
+{
+    PSID p = NULL;
+    char *s = NULL;
+    int ok = 0;
+
+    if (!ConvertStringSidToSidA(alias, &p))
+        return 0;
+    if (ConvertSidToStringSidA(p, &s)) {
+        snprintf(out, cap, "%s", s);
+        LocalFree(s);
+        ok = 1;
+    }
+    LocalFree(p);
+    return ok;
+}
+
+static void judge_say(void *ctx, ph_sddl_status st, const char *check,
+                      const char *text)
+{
+    say(ctx, (int)st, check, "%s", text);
+}
+
+/* The live descriptor of the pipe, read through the client handle, shown
+ * as SDDL and judged. */
 static void check_security(doctor *d, HANDLE h)
 {
-    GENERIC_MAPPING map = {FILE_GENERIC_READ, FILE_GENERIC_WRITE,
-                           FILE_GENERIC_EXECUTE, FILE_ALL_ACCESS};
     PSECURITY_DESCRIPTOR sd = NULL;
-    SECURITY_DESCRIPTOR_CONTROL ctl = 0;
-    DWORD rev, e, i;
-    PSID owner = NULL;
-    PACL dacl = NULL;
-    char msg[256], who[NAME_MAX_UTF8 * 2 + 300], *sddl = NULL;
+    ph_sddl_env env;
+    DWORD e;
+    char msg[256], *sddl = NULL;
 
     e = GetSecurityInfo(h, SE_KERNEL_OBJECT,
                         OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
-                        &owner, NULL, &dacl, NULL, &sd);
+                        NULL, NULL, NULL, NULL, &sd);
     if (e != ERROR_SUCCESS) {
         win_msg(e, msg, sizeof msg);
         say(d, ST_WARN, "dacl",
@@ -1019,42 +436,21 @@ static void check_security(doctor *d, HANDLE h)
             OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, &sddl,
             NULL)) {
         say(d, ST_INFO, "sddl", "%s", sddl[0] != '\0' ? sddl : "(empty)");
+        memset(&env, 0, sizeof env);
+        env.server_sid = d->server_sid;
+        env.describe = judge_describe;
+        env.resolve = judge_resolve;
+        env.say = judge_say;
+        env.ctx = d;
+        ph_sddl_judge(sddl, &env);
         LocalFree(sddl);
     } else {
         e = GetLastError();
         say(d, ST_INFO, "sddl", "not shown: error %lu", (unsigned long)e);
-    }
-
-    if (owner != NULL) {
-        sid_text(owner, who, sizeof who, d->owner_sid, sizeof d->owner_sid);
-        snprintf(d->owner_text, sizeof d->owner_text, "%s", who);
-        if (sid_all_powerful(d->owner_sid) ||
-            (d->server_sid[0] != '\0' && sid_is(d->owner_sid, d->server_sid)))
-            say(d, ST_OK, "owner", "%s", who);
-        else if (d->server_sid[0] == '\0')
-            say(d, ST_INFO, "owner",
-                "%s (the server's account is unknown, so not compared)", who);
-        else
-            say(d, ST_WARN, "owner",
-                "%s: not the server's account, SYSTEM or Administrators; an "
-                "owner may always change the DACL", who);
-    } else {
-        say(d, ST_INFO, "owner", "none reported");
-    }
-
-    GetSecurityDescriptorControl(sd, &ctl, &rev);
-    if (dacl == NULL) {
+        win_msg(e, msg, sizeof msg);
         say(d, ST_WARN, "dacl",
-            "%s: everyone, also anonymous and remote users, has full "
-            "control and may create instances",
-            (ctl & SE_DACL_PRESENT) ? "NULL DACL" : "no DACL");
-    } else if (dacl->AceCount == 0) {
-        say(d, ST_OK, "dacl", "empty: nobody is granted access");
-    } else {
-        say(d, ST_OK, "dacl", "%u entries%s:", (unsigned)dacl->AceCount,
-            (ctl & SE_DACL_PROTECTED) ? ", protected" : "");
-        for (i = 0; i < dacl->AceCount; i++)
-            check_ace(d, dacl, i, &map);
+            "cannot judge the pipe's access rules: the descriptor could not "
+            "be converted to SDDL: error %lu: %s", (unsigned long)e, msg);
     }
     LocalFree(sd);
     check_label(d, h);
@@ -1212,15 +608,15 @@ static void check_stats(doctor *d, ph_client *c)
     if (ph_cli_json_get(j, n, "pending_instances", pend, sizeof pend) != 1)
         snprintf(pend, sizeof pend, "?");
     if (ph_cli_json_get(j, n, "uptime_ms", up, sizeof up) == 1)
-        age(to_u64(up), upt, sizeof upt);
+        ph_cli_age(ph_cli_to_u64(up), upt, sizeof upt);
     else
         snprintf(upt, sizeof upt, "?");
     if (ph_cli_json_get(j, n, "config_generation", gen, sizeof gen) != 1)
         snprintf(gen, sizeof gen, "?");
     if (ph_cli_json_get(j, n, "config_loaded_ms", loaded, sizeof loaded) ==
             1 &&
-        to_u64(loaded) != 0)
-        local_time(to_u64(loaded), when, sizeof when);
+        ph_cli_to_u64(loaded) != 0)
+        ph_cli_local_time(ph_cli_to_u64(loaded), when, sizeof when);
     else
         snprintf(when, sizeof when, "?");
     say(d, ST_OK, "load",
@@ -1231,7 +627,7 @@ static void check_stats(doctor *d, ph_client *c)
     fired[0] = '\0';
     for (k = 0; k < sizeof limits / sizeof limits[0]; k++)
         if (ph_cli_json_get(j, n, limits[k], v, sizeof v) == 1 &&
-            to_u64(v) != 0 && used < sizeof fired)
+            ph_cli_to_u64(v) != 0 && used < sizeof fired)
             used += (size_t)snprintf(fired + used, sizeof fired - used,
                                      "%s%s %s", used ? ", " : "", limits[k],
                                      v);
@@ -1298,14 +694,14 @@ static void check_process(doctor *d, ph_client *c)
     if (ph_cli_json_get(j, n, "handles", handles, sizeof handles) != 1)
         snprintf(handles, sizeof handles, "?");
     if (ph_cli_json_get(j, n, "private_bytes", priv, sizeof priv) == 1)
-        bytes_short(to_u64(priv), mem, sizeof mem);
+        ph_cli_bytes_short(ph_cli_to_u64(priv), mem, sizeof mem);
     else
         snprintf(mem, sizeof mem, "?");
     if (d->server_pid == 0)
         say(d, ST_INFO, "hub pid",
             "%s by sys.process (the pipe's serving pid is unknown: not "
             "compared); %s handles, %s private bytes", pid, handles, mem);
-    else if (to_u64(pid) == d->server_pid)
+    else if (ph_cli_to_u64(pid) == d->server_pid)
         say(d, ST_OK, "hub pid",
             "%s by sys.process, the same process; %s handles, %s private "
             "bytes", pid, handles, mem);
