@@ -1,7 +1,8 @@
 /* A small test harness: value-printing asserts and a closing count line.
  *
- * Each test is a function; run them with PH_RUN(fn). A failed check prints
- * file:line, the expression and both values, then ends that test (return).
+ * Each test is a function; run them with PH_RUN(fn) or ph_run(name, fn). A
+ * failed check prints file:line, the expression and both values, then ends
+ * that test (return).
  * ph_test_summary() prints "N passed, N failed" and returns the exit code. */
 #ifndef PH_HARNESS_H
 #define PH_HARNESS_H
@@ -66,22 +67,25 @@ static int ph__passed, ph__failed, ph__skipped, ph__cur_failed;
         return;                                                               \
     } while (0)
 
-#define PH_RUN(fn)                                                            \
-    do {                                                                      \
-        ph__cur_failed = 0;                                                   \
-        printf("- %s\n", #fn);                                                \
-        fflush(stdout);                                                       \
-        fn();                                                                 \
-        if (ph__cur_failed > 0) {                                             \
-            ph__failed++;                                                     \
-            printf("  FAILED: %s\n", #fn);                                    \
-        } else if (ph__cur_failed < 0) {                                      \
-            ph__skipped++;                                                    \
-        } else {                                                              \
-            ph__passed++;                                                     \
-        }                                                                     \
-        fflush(stdout);                                                       \
-    } while (0)
+/* Run one test, fn, under name; PH_RUN(fn) names it after the function. */
+static inline void ph_run(const char *name, void (*fn)(void))
+{
+    ph__cur_failed = 0;
+    printf("- %s\n", name);
+    fflush(stdout);
+    fn();
+    if (ph__cur_failed > 0) {
+        ph__failed++;
+        printf("  FAILED: %s\n", name);
+    } else if (ph__cur_failed < 0) {
+        ph__skipped++;
+    } else {
+        ph__passed++;
+    }
+    fflush(stdout);
+}
+
+#define PH_RUN(fn) ph_run(#fn, (fn))
 
 static inline int ph_test_summary(void)
 {

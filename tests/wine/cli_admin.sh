@@ -4,11 +4,9 @@
 #
 #   bash tests/wine/cli_admin.sh PIPEHUBD.EXE PIPEHUB.EXE
 #
-# The caller (ctest) provides WINEPREFIX, WINEDEBUG and a running persistent
-# wineserver. Each daemon runs in the console on its own pipe name, so this
-# test can run beside the others. Prints one line per check ("ok", "FAIL",
-# "SKIP" with the reason, "note" for what Wine showed) and ends with
-# "N passed, M failed, K skipped"; exits nonzero when any check failed.
+# Each daemon runs in the console on its own pipe name, so this test can run
+# beside the others. Output and exit status as tests/wine/lib.sh says ("note"
+# lines record what Wine showed).
 #
 # What Wine 8 shows (seen here, and what the checks below rely on or record):
 #   - GetNamedPipeServerProcessId, OpenProcess + QueryFullProcessImageNameW
@@ -32,12 +30,10 @@
 #     rejected stays "unknown" (INFO).
 set -euo pipefail
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 PIPEHUBD.EXE PIPEHUB.EXE" >&2
-    exit 2
-fi
-PIPEHUBD=$1
-PIPEHUB=$2
+# shellcheck source=tests/wine/lib.sh
+source "$(dirname "$0")/lib.sh"
+lib_init admin PIPEHUBD PIPEHUB -- "$@"
+
 # bench/baseline.exe, a plain echo server, plays a program that is not
 # pipehubd serving the name. Built by default beside pipehubd.exe.
 BASELINE=$(dirname "$PIPEHUBD")/baseline.exe
@@ -47,142 +43,7 @@ FAKE=ph-admin-fake-$$
 UNSERVED=ph-admin-none-$$
 DEFAULT_SDDL='D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;OW)(A;;0x12019b;;;AU)'
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ph-admin.XXXXXX")
-declare -A bg_pid=()
-passed=0
-failed=0
-skipped=0
-
-# True while pid is a live process (a zombie is not: see tests/wine/cli.sh).
-alive() {
-    local state
-    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-
-# Ctrl+C to pid, then up to 5 s, then SIGKILL; reaps it.
-stop_pid() {
-    local pid=$1 i
-    if alive "$pid"; then
-        kill -INT "$pid" 2>/dev/null || true
-        for i in $(seq 50); do
-            alive "$pid" || break
-            sleep 0.1
-        done
-        alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local name
-    for name in "${!bg_pid[@]}"; do
-        stop_pid "${bg_pid[$name]}"
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-pass() {
-    passed=$((passed + 1))
-    echo "ok   $1"
-}
-
-fail() {
-    local name=$1
-    shift
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    if [ $# -gt 0 ]; then
-        printf '       %s\n' "$@"
-    fi
-}
-
-skip() {
-    skipped=$((skipped + 1))
-    echo "SKIP $1: $2"
-}
-
-note() {
-    echo "note $*"
-}
-
-# Strip Wine's CRs and its debug channel lines from a captured stream.
-clean() {
-    tr -d '\r' <"$1" | grep -Ev '^[0-9a-f]{4}:(err|fixme|warn|trace):' || true
-}
-
-# run [ARGS...]: pipehub.exe with ARGS. Leaves rc, $tmp/out and $tmp/err
-# (cleaned) and elapsed_ms.
-run() {
-    local t0 t1
-    t0=$(date +%s%N)
-    rc=0
-    wine "$PIPEHUB" "$@" >"$tmp/out.raw" 2>"$tmp/err.raw" </dev/null || rc=$?
-    t1=$(date +%s%N)
-    elapsed_ms=$(((t1 - t0) / 1000000))
-    clean "$tmp/out.raw" >"$tmp/out"
-    clean "$tmp/err.raw" >"$tmp/err"
-}
-
-details() {
-    echo "exit status $rc after $elapsed_ms ms"
-    echo "stdout:"
-    head -c 3000 "$tmp/out" | cat -v | head -n 40 | sed 's/^/  /'
-    echo "stderr: $(head -c 400 "$tmp/err" | cat -v | head -n 8)"
-}
-
-# fail_run NAME [DETAIL...]: fail with the last run's output.
-fail_run() {
-    local name=$1 d
-    shift
-    mapfile -t d < <(details)
-    fail "$name" "$@" "${d[@]}"
-}
-
-# start NAME EXE ARGS...: run a Windows program in the background, output
-# in $tmp/NAME.out and $tmp/NAME.err.
-start() {
-    local name=$1
-    shift
-    wine "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
-    bg_pid[$name]=$!
-}
-
-# wait_text NAME STREAM REGEX [SECONDS]: until the cleaned stream (out or
-# err) of NAME has a line matching REGEX. 0 when it did.
-wait_text() {
-    local name=$1 stream=$2 re=$3 secs=${4:-20} i
-    for i in $(seq $((secs * 10))); do
-        if clean "$tmp/$name.$stream" | grep -Eq -- "$re"; then
-            return 0
-        fi
-        alive "${bg_pid[$name]}" || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-bg_details() {
-    echo "$1 stdout: $(clean "$tmp/$1.out" | head -c 600 | cat -v | head -n 10)"
-    echo "$1 stderr: $(clean "$tmp/$1.err" | head -c 600 | cat -v | head -n 10)"
-}
-
-# start_daemon NAME PIPE [ARGS...]: pipehubd run on PIPE, waited for until
-# it answers sys.ping (0) or not within 20 s (1).
-start_daemon() {
-    local name=$1 pipe=$2 i
-    shift 2
-    start "$name" "$PIPEHUBD" run --pipe "$pipe" "$@"
-    for i in $(seq 40); do
-        alive "${bg_pid[$name]}" || return 1
-        run --pipe "$pipe" --timeout 1000 call sys.ping
-        [ "$rc" -eq 0 ] && return 0
-        sleep 0.5
-    done
-    return 1
-}
+run() { run_exe "$PIPEHUB" "$@"; }
 
 # The line of doctor's output (in $tmp/out) for CHECK, without status.
 doctor_line() {
@@ -207,8 +68,7 @@ if start_daemon hub "$PIPE"; then
     pass "pipehubd answers on $PIPE (built-in defaults)"
 else
     fail "pipehubd answers on $PIPE" "$(bg_details hub)"
-    echo "$passed passed, $failed failed, $skipped skipped"
-    exit 1
+    lib_summary
 fi
 # A deliberately loose pipe (Everyone: full control) whose sys.clients is
 # only for SYSTEM, which the test's client is not.
@@ -295,7 +155,7 @@ row_ok() { # row_ok OBJECT ROUTES SUBS: the table has OBJECT's row
     acct=$(field "$obj" account | sed 's/\\\\/\\/g')
     integ=$(field "$obj" integrity)
     [ -n "$id" ] && [ -n "$pid" ] || return 1
-    grep -Eq "^$id +$pid +$(printf '%s' "$acct" | sed 's/[][\\.*^$(){}?+|]/\\&/g') +$integ +pipehub\\.exe +$since +[1-9][0-9]*/[1-9][0-9]* +[0-9]+/[0-9]+ +0 +$routes +$subs +admin$" <<<"$table"
+    grep -Eq "^$id +$pid +$(re_quote "$acct") +$integ +pipehub\\.exe +$since +[1-9][0-9]*/[1-9][0-9]* +[0-9]+/[0-9]+ +0 +$routes +$subs +admin$" <<<"$table"
 }
 if [ "$rc" -eq 0 ] && [[ $(head -n 1 <<<"$table") =~ $header ]] &&
    row_ok "$sub_obj" '0' '1 \(demo\.\*\)' &&
@@ -478,5 +338,4 @@ else
     skip "doctor on a name served by another program" "$BASELINE is not built"
 fi
 
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+lib_summary

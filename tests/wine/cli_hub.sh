@@ -6,177 +6,22 @@
 #   bash tests/wine/cli_hub.sh PIPEHUBD.EXE PIPEHUB.EXE EXAMPLES_DIR
 #
 # EXAMPLES_DIR holds example_provider.exe, example_subscriber.exe and
-# example_caller.exe. The caller (ctest) provides WINEPREFIX, WINEDEBUG and
-# a running persistent wineserver. The daemon runs in the console on its
-# own pipe name, so this test can run beside the others. Prints one line
-# per check and ends with "N passed, M failed"; exits nonzero when any
-# check failed. Every background process is started here, waited for with
-# a bound, and killed on exit.
+# example_caller.exe. The daemon runs in the console on its own pipe name,
+# so this test can run beside the others. Output and exit status as
+# tests/wine/lib.sh says.
 set -euo pipefail
 
-if [ $# -ne 3 ]; then
-    echo "usage: $0 PIPEHUBD.EXE PIPEHUB.EXE EXAMPLES_DIR" >&2
-    exit 2
-fi
-PIPEHUBD=$1
-PIPEHUB=$2
-EXAMPLES=$3
+# shellcheck source=tests/wine/lib.sh
+source "$(dirname "$0")/lib.sh"
+lib_init clihub PIPEHUBD PIPEHUB EXAMPLES -- "$@"
+
 PIPE=ph-clihub-$$
 # The CLI as a command line for cmd.exe (serve --exec runs it).
 PIPEHUB_DOS=$(winepath -w "$PIPEHUB" 2>/dev/null)
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ph-clihub.XXXXXX")
-server_pid=
-declare -A bg_pid=()
-passed=0
-failed=0
-
-# True while pid is a live process (a zombie is not: see tests/wine/cli.sh).
-alive() {
-    local state
-    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-
-# Ctrl+C to pid, then up to 5 s, then SIGKILL; reaps it.
-stop_pid() {
-    local pid=$1 i
-    if alive "$pid"; then
-        kill -INT "$pid" 2>/dev/null || true
-        for i in $(seq 50); do
-            alive "$pid" || break
-            sleep 0.1
-        done
-        alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local name
-    for name in "${!bg_pid[@]}"; do
-        stop_pid "${bg_pid[$name]}"
-    done
-    if [ -n "$server_pid" ]; then
-        stop_pid "$server_pid"
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-pass() {
-    passed=$((passed + 1))
-    echo "ok   $1"
-}
-
-fail() {
-    local name=$1
-    shift
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    if [ $# -gt 0 ]; then
-        printf '       %s\n' "$@"
-    fi
-}
-
-# Strip Wine's CRs and its debug channel lines from a captured stream.
-clean() {
-    tr -d '\r' <"$1" | grep -Ev '^[0-9a-f]{4}:(err|fixme|warn|trace):' || true
-}
-
-# run [ARGS...]: pipehub.exe with ARGS, stdin from $stdin (default
-# /dev/null). Leaves rc, $tmp/out (CRs kept: call prints bytes as they
-# are), $tmp/err (cleaned) and elapsed_ms.
-stdin=/dev/null
-run() {
-    local t0 t1
-    t0=$(date +%s%N)
-    rc=0
-    wine "$PIPEHUB" --pipe "$PIPE" "$@" >"$tmp/out" 2>"$tmp/err.raw" \
-        <"$stdin" || rc=$?
-    t1=$(date +%s%N)
-    elapsed_ms=$(((t1 - t0) / 1000000))
-    clean "$tmp/err.raw" >"$tmp/err"
-}
-
-details() {
-    echo "exit status $rc after $elapsed_ms ms"
-    echo "stdout: $(head -c 400 "$tmp/out" | cat -v | head -n 8)"
-    echo "stderr: $(head -c 400 "$tmp/err" | cat -v | head -n 8)"
-}
-
-# check NAME STATUS STDOUT STDERR_REGEX -- ARGS...: stdout exactly (CRs
-# dropped), stderr matching the extended regex ('' for empty).
-check() {
-    local name=$1 want_rc=$2 want_out=$3 want_err=$4 out err d
-    shift 5
-    run "$@"
-    out=$(tr -d '\r' <"$tmp/out")
-    err=$(cat "$tmp/err")
-    if [ "$rc" -ne "$want_rc" ]; then
-        mapfile -t d < <(details)
-        fail "$name" "wanted exit status $want_rc" "${d[@]}"
-    elif [ "$out" != "$want_out" ]; then
-        mapfile -t d < <(details)
-        fail "$name" "wanted stdout '$want_out'" "${d[@]}"
-    elif { [ -z "$want_err" ] && [ -n "$err" ]; } ||
-         { [ -n "$want_err" ] && ! [[ $err =~ ^($want_err)$ ]]; }; then
-        mapfile -t d < <(details)
-        fail "$name" "wanted stderr matching '${want_err:-(empty)}'" "${d[@]}"
-    else
-        pass "$name"
-    fi
-}
-
-# start NAME EXE ARGS...: run a Windows program in the background, output
-# in $tmp/NAME.out and $tmp/NAME.err.
-start() {
-    local name=$1
-    shift
-    wine "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
-    bg_pid[$name]=$!
-}
-
-# wait_text NAME STREAM REGEX [SECONDS]: until the cleaned stream (out or
-# err) of NAME has a line matching REGEX. 0 when it did.
-wait_text() {
-    local name=$1 stream=$2 re=$3 secs=${4:-20} i
-    for i in $(seq $((secs * 10))); do
-        if clean "$tmp/$name.$stream" | grep -Eq -- "$re"; then
-            return 0
-        fi
-        if ! alive "${bg_pid[$name]}"; then
-            clean "$tmp/$name.$stream" | grep -Eq -- "$re"
-            return
-        fi
-        sleep 0.1
-    done
-    return 1
-}
-
-# wait_exit NAME [SECONDS]: until NAME has exited; its status in bg_rc
-# (999 when it did not exit in time; it is then killed).
-wait_exit() {
-    local name=$1 secs=${2:-20} pid=${bg_pid[$1]} i
-    for i in $(seq $((secs * 10))); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    if alive "$pid"; then
-        stop_pid "$pid"
-        bg_rc=999
-    else
-        bg_rc=0
-        wait "$pid" || bg_rc=$?
-    fi
-    unset "bg_pid[$name]"
-}
-
-bg_details() {
-    echo "$1 stdout: $(clean "$tmp/$1.out" | head -c 600 | cat -v | head -n 10)"
-    echo "$1 stderr: $(clean "$tmp/$1.err" | head -c 600 | cat -v | head -n 10)"
-}
+# pipehub.exe on this test's pipe, stdin from $stdin. call prints a reply's
+# bytes as they are: $tmp/out.raw keeps them, CRs and all.
+run() { run_exe "$PIPEHUB" --pipe "$PIPE" "$@"; }
 
 # until the hub lists a subscription to PATTERN (sys.subscriptions).
 wait_subscribed() {
@@ -192,26 +37,12 @@ wait_subscribed() {
 }
 
 # ---- start the daemon -------------------------------------------------------
-wine "$PIPEHUBD" run --pipe "$PIPE" >"$tmp/server.out" 2>"$tmp/server.log" &
-server_pid=$!
-ready=0
-for i in $(seq 40); do
-    alive "$server_pid" || break
-    run --timeout 1000 call sys.ping
-    if [ "$rc" -eq 0 ]; then
-        ready=1
-        break
-    fi
-    sleep 0.5
-done
-if [ "$ready" -eq 1 ]; then
+if start_daemon server "$PIPE"; then
     pass "server answers sys.ping on $PIPE"
 else
-    mapfile -t d < <(details)
-    fail "server answers sys.ping on $PIPE" "${d[@]}" \
-        "server.log: $(tail -n 5 "$tmp/server.log" | tr -d '\r')"
-    echo "$passed passed, $failed failed"
-    exit 1
+    fail_run "server answers sys.ping on $PIPE" \
+        "server.log: $(clean "$tmp/server.err" | tail -n 5)"
+    lib_summary
 fi
 
 # ---- help and usage ----------------------------------------------------------
@@ -225,8 +56,7 @@ if [ "$rc" -eq 0 ] &&
    grep -Eq '^  bench MODE' "$tmp/out"; then
     pass "--help lists pub, sub, serve, routes, monitor and bench"
 else
-    mapfile -t d < <(details)
-    fail "--help lists pub, sub, serve, routes, monitor and bench" "${d[@]}"
+    fail_run "--help lists pub, sub, serve, routes, monitor and bench"
 fi
 check "pub with a bad topic exits 2" 2 "" "pipehub: 'bad topic' is not a topic.*" \
     -- pub "bad topic" x
@@ -246,20 +76,18 @@ check "call with a missing @FILE exits 2" 2 "" "pipehub: cannot open $tmp/none: 
 # ---- PAYLOAD from @FILE and stdin ------------------------------------------------
 printf 'l1\nl2\ttab\\x' >"$tmp/payload"
 run call sys.echo "@$tmp/payload"
-if [ "$rc" -eq 0 ] && cmp -s "$tmp/out" <(cat "$tmp/payload"; printf '\n'); then
+if [ "$rc" -eq 0 ] && cmp -s "$tmp/out.raw" <(cat "$tmp/payload"; printf '\n'); then
     pass "call sys.echo @FILE prints the file's bytes exactly (and a newline)"
 else
-    mapfile -t d < <(details)
-    fail "call sys.echo @FILE prints the file's bytes exactly" "${d[@]}"
+    fail_run "call sys.echo @FILE prints the file's bytes exactly"
 fi
 stdin=$tmp/payload
 run call sys.echo -
 stdin=/dev/null
-if [ "$rc" -eq 0 ] && cmp -s "$tmp/out" <(cat "$tmp/payload"; printf '\n'); then
+if [ "$rc" -eq 0 ] && cmp -s "$tmp/out.raw" <(cat "$tmp/payload"; printf '\n'); then
     pass "call sys.echo - sends standard input"
 else
-    mapfile -t d < <(details)
-    fail "call sys.echo - sends standard input" "${d[@]}"
+    fail_run "call sys.echo - sends standard input"
 fi
 
 # ---- pub / sub ------------------------------------------------------------------
@@ -290,14 +118,8 @@ check "pub sys.x is refused with exit 1" 1 "" \
 
 start sub2 "$PIPEHUB" --pipe "$PIPE" sub never.happens
 if wait_subscribed never.happens; then
-    stop_pid "${bg_pid[sub2]}"
-    wait_exit sub2 5
-    if [ "$bg_rc" -eq 0 ]; then
-        pass "sub stops on Ctrl+C with exit 0"
-    else
-        fail "sub stops on Ctrl+C with exit 0" "exit status $bg_rc" \
-            "$(bg_details sub2)"
-    fi
+    kill -INT "${bg_pid[sub2]}"
+    check_exit sub2 5 "sub stops on Ctrl+C with exit 0"
 else
     fail "sub never.happens subscribes" "$(bg_details sub2)"
 fi
@@ -323,20 +145,18 @@ done
 
 run call demo.env
 if [ "$rc" -eq 0 ] &&
-   [[ $(tr -d '\r' <"$tmp/out") =~ ^caller=[0-9]+\ route=demo\.env$ ]]; then
+   [[ $(cat "$tmp/out") =~ ^caller=[0-9]+\ route=demo\.env$ ]]; then
     pass "call demo.env: CMD's output, with PIPEHUB_CALLER and PIPEHUB_ROUTE"
 else
-    mapfile -t d < <(details)
-    fail "call demo.env: CMD's output, with PIPEHUB_CALLER and PIPEHUB_ROUTE" \
-        "${d[@]}" "$(bg_details env)"
+    fail_run "call demo.env: CMD's output, with PIPEHUB_CALLER and PIPEHUB_ROUTE" \
+        "$(bg_details env)"
 fi
 run call demo.cat "@$tmp/payload"
-if [ "$rc" -eq 0 ] && cmp -s "$tmp/out" <(cat "$tmp/payload"; printf '\n'); then
+if [ "$rc" -eq 0 ] && cmp -s "$tmp/out.raw" <(cat "$tmp/payload"; printf '\n'); then
     pass "call demo.cat @FILE: the payload reached CMD's stdin intact"
 else
-    mapfile -t d < <(details)
-    fail "call demo.cat @FILE: the payload reached CMD's stdin intact" \
-        "${d[@]}" "$(bg_details cat)"
+    fail_run "call demo.cat @FILE: the payload reached CMD's stdin intact" \
+        "$(bg_details cat)"
 fi
 check "a failing CMD is an ERROR 256 with its stderr, exit 1" 1 "" \
     "error: 256: exit code 3: oops" -- call demo.fail x
@@ -368,7 +188,7 @@ check "serve sys.anything is refused FORBIDDEN, exit 1" 1 "" \
 
 # ---- routes ---------------------------------------------------------------------
 run routes
-table=$(tr -d '\r' <"$tmp/out")
+table=$(cat "$tmp/out")
 if [ "$rc" -eq 0 ] &&
    [[ $(head -n 1 <<<"$table") =~ ^ROUTE\ +KIND\ +MODE\ +PROVIDERS\ +WAITING\ +FORWARDED$ ]] &&
    grep -Eq '^sys\.echo +builtin +- +- +- +-$' <<<"$table" &&
@@ -376,8 +196,7 @@ if [ "$rc" -eq 0 ] &&
    grep -Eq '^demo\.cat +provided +shared +1 +0 +1$' <<<"$table"; then
     pass "routes prints a table with built-in and provided routes"
 else
-    mapfile -t d < <(details)
-    fail "routes prints a table with built-in and provided routes" "${d[@]}"
+    fail_run "routes prints a table with built-in and provided routes"
 fi
 
 # ---- exclusive serve --------------------------------------------------------------
@@ -435,55 +254,31 @@ for i in $(seq 40); do
     alive "${bg_pid[monsys]}" || break
     sleep 0.2
 done
-wait_exit monsys 10
-if [ "$bg_rc" -eq 0 ] &&
-   clean "$tmp/monsys.out" | grep -Eq "^$ts [0-9]+->hub REQUEST sys\\.ping id=[0-9]+ len=0 $"; then
-    pass "monitor sys.ping --sys shows the built-in route's traffic"
-else
-    fail "monitor sys.ping --sys shows the built-in route's traffic" \
-        "exit status $bg_rc" "$(bg_details monsys)"
-fi
+check_exit monsys 10 "monitor sys.ping --sys shows the built-in route's traffic" \
+    "^$ts [0-9]+->hub REQUEST sys\\.ping id=[0-9]+ len=0 $"
 
 # ---- the examples ----------------------------------------------------------------
-rc=0
-wine "$EXAMPLES/example_caller.exe" "$PIPE" "hello world" >"$tmp/ex.out" \
-    2>"$tmp/ex.err" </dev/null || rc=$?
-if [ "$rc" -eq 1 ] && clean "$tmp/ex.err" | grep -Eq '^error 3: no route'; then
+run_exe "$EXAMPLES/example_caller.exe" "$PIPE" "hello world"
+if [ "$rc" -eq 1 ] && grep -Eq '^error 3: no route' "$tmp/err"; then
     pass "example_caller without a provider: error 3 (NO_ROUTE), exit 1"
 else
-    fail "example_caller without a provider: error 3 (NO_ROUTE), exit 1" \
-        "exit status $rc" "stderr: $(clean "$tmp/ex.err")"
+    fail_run "example_caller without a provider: error 3 (NO_ROUTE), exit 1"
 fi
 start provider "$EXAMPLES/example_provider.exe" "$PIPE" 1
 start subscriber "$EXAMPLES/example_subscriber.exe" "$PIPE" 1
 if wait_text provider out '^registered: \{.*"state":"serving".*\}$' &&
    wait_text subscriber out '^subscribed to example\.\*$'; then
-    rc=0
-    wine "$EXAMPLES/example_caller.exe" "$PIPE" "hello world" >"$tmp/ex.out" \
-        2>"$tmp/ex.err" </dev/null || rc=$?
-    if [ "$rc" -eq 0 ] && [ "$(clean "$tmp/ex.out")" = "HELLO WORLD" ]; then
+    run_exe "$EXAMPLES/example_caller.exe" "$PIPE" "hello world"
+    if [ "$rc" -eq 0 ] && [ "$(cat "$tmp/out")" = "HELLO WORLD" ]; then
         pass "example_caller prints the provider's answer HELLO WORLD"
     else
-        fail "example_caller prints the provider's answer HELLO WORLD" \
-            "exit status $rc" "stdout: $(clean "$tmp/ex.out")" \
-            "stderr: $(clean "$tmp/ex.err")"
+        fail_run "example_caller prints the provider's answer HELLO WORLD"
     fi
-    wait_exit provider
-    if [ "$bg_rc" -eq 0 ] && clean "$tmp/provider.out" |
-        grep -Eq '^example\.upper from conn [0-9]+: 11 bytes$'; then
-        pass "example_provider served one request and exited 0"
-    else
-        fail "example_provider served one request and exited 0" \
-            "exit status $bg_rc" "$(bg_details provider)"
-    fi
-    wait_exit subscriber
-    if [ "$bg_rc" -eq 0 ] && clean "$tmp/subscriber.out" |
-        grep -Eq '^example\.news hello world$'; then
-        pass "example_subscriber printed the caller's event and exited 0"
-    else
-        fail "example_subscriber printed the caller's event and exited 0" \
-            "exit status $bg_rc" "$(bg_details subscriber)"
-    fi
+    check_exit provider 20 "example_provider served one request and exited 0" \
+        '^example\.upper from conn [0-9]+: 11 bytes$'
+    check_exit subscriber 20 \
+        "example_subscriber printed the caller's event and exited 0" \
+        '^example\.news hello world$'
 else
     fail "example_provider and example_subscriber start" \
         "$(bg_details provider)" "$(bg_details subscriber)"
@@ -491,8 +286,8 @@ fi
 
 # ---- stop --------------------------------------------------------------------------
 # The serve commands end with the server: the connection closes (exit 3).
-stop_pid "$server_pid"
-server_pid=
+stop_pid "${bg_pid[server]}"
+unset 'bg_pid[server]'
 for name in env cat fails slow lock2; do
     [ -n "${bg_pid[$name]:-}" ] || continue
     wait_exit "$name" 10
@@ -504,5 +299,4 @@ for name in env cat fails slow lock2; do
     pass "serve ($name) exits 3 when the server stops"
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lib_summary

@@ -3,11 +3,11 @@
 #
 #   bash tests/wine/service.sh PATH/pipehubd.exe PATH/pipehub.exe
 #
-# test_service.exe and test_server.exe are taken from pipehubd.exe's
-# directory (the build directory). The caller (ctest) provides WINEPREFIX,
-# WINEDEBUG and a persistent wineserver with Wine's own processes started
-# (services need both; see /work/shared/WINE.md). The SCM is driven through
-# pipehubd's own verbs, never `sc start`.
+# test_service.exe and test_transport.exe are taken from pipehubd.exe's
+# directory (the build directory). Services need the persistent wineserver
+# with Wine's own processes started (scripts/common.sh; see
+# /work/shared/WINE.md). The SCM is driven through pipehubd's own verbs,
+# never `sc start`.
 #
 # Sequence: check-config on good and bad files; `run` refuses a bad file;
 # `service` outside the SCM prints usage; install -> event source registered
@@ -18,21 +18,18 @@
 # connected: STOP_PENDING, then STOPPED within 10 s -> a start on the broken
 # INI fails with the reason -> a second instance side by side on its own pipe
 # -> install with a taken name fails -> uninstall (while running) removes
-# the service and its event source. Prints one line per check and ends with
-# "N passed, M failed"; exits nonzero when any check failed. The service
-# names and pipes carry this shell's pid, and an exit trap uninstalls
-# whatever is still installed.
+# the service and its event source. Output and exit status as
+# tests/wine/lib.sh says. The service names and pipes carry this shell's
+# pid, and an exit trap uninstalls whatever is still installed.
 set -euo pipefail
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 PIPEHUBD.EXE PIPEHUB.EXE" >&2
-    exit 2
-fi
-PIPEHUBD=$1
-PIPEHUB=$2
+# shellcheck source=tests/wine/lib.sh
+source "$(dirname "$0")/lib.sh"
+lib_init svc PIPEHUBD PIPEHUB -- "$@"
+
 BIN=$(dirname "$PIPEHUBD")
 TEST_SERVICE=$BIN/test_service.exe
-TEST_SERVER=$BIN/test_server.exe
+TEST_TRANSPORT=$BIN/test_transport.exe
 NAME=ph-svc-$$
 NAME_B=ph-svc-b-$$
 PIPE=ph-svc-$$
@@ -40,107 +37,33 @@ PIPE_B=ph-svc-b-$$
 HOLD_N=32
 STOP_LIMIT_MS=10000
 
-for f in "$PIPEHUBD" "$PIPEHUB" "$TEST_SERVICE" "$TEST_SERVER"; do
+for f in "$PIPEHUBD" "$PIPEHUB" "$TEST_SERVICE" "$TEST_TRANSPORT"; do
     if [ ! -f "$f" ]; then
         echo "missing $f" >&2
         exit 2
     fi
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ph-svc.XXXXXX")
 WTMP=$(winepath -w "$tmp")
 INI=$tmp/a.ini
 WINI=$WTMP\\a.ini
 WLOG=$WTMP\\a.log
 installed=()
-bg_pids=()
-passed=0
-failed=0
 
-alive() {
-    local state
-    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-
-# On any exit: uninstall what this run installed (uninstall stops it first)
-# and end the helpers, so no service or process outlives the test.
+# On any exit, before lib.sh ends the helpers: uninstall what this run
+# installed (uninstall stops it first), so no service outlives the test.
 # shellcheck disable=SC2317 # called through the trap
-cleanup() {
-    local n pid
+on_exit() {
+    local n
     for n in "${installed[@]}"; do
         wine "$PIPEHUBD" uninstall --name "$n" </dev/null >/dev/null 2>&1 || true
     done
-    for pid in "${bg_pids[@]}"; do
-        if alive "$pid"; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-pass() {
-    passed=$((passed + 1))
-    echo "ok   $1"
 }
 
-# A check Wine cannot make: said, not counted.
-skip() {
-    echo "skip $1"
-}
-
-# fail NAME [DETAIL...]
-fail() {
-    local name=$1
-    shift
-    failed=$((failed + 1))
-    echo "FAIL $name"
-    if [ $# -gt 0 ]; then
-        printf '       %s\n' "$@"
-    fi
-}
-
-# Run a program under Wine; leaves rc, $tmp/out and $tmp/err (CRs and Wine's
-# own debug lines dropped) and elapsed_ms.
-run() {
-    local t0 t1
-    t0=$(date +%s%N)
-    rc=0
-    wine "$@" >"$tmp/out.raw" 2>"$tmp/err.raw" </dev/null || rc=$?
-    t1=$(date +%s%N)
-    elapsed_ms=$(((t1 - t0) / 1000000))
-    tr -d '\r' <"$tmp/out.raw" >"$tmp/out"
-    tr -d '\r' <"$tmp/err.raw" |
-        grep -Ev '^[0-9a-f]{4}:(err|fixme|warn|trace):' >"$tmp/err" || true
-}
-
-details() {
-    echo "exit status $rc after $elapsed_ms ms"
-    sed 's/^/stdout: /' "$tmp/out" | head -n 12
-    sed 's/^/stderr: /' "$tmp/err" | head -n 12
-}
-
-# check NAME WANT_RC -- PROGRAM ARGS...: the exit status only.
-check_rc() {
-    local name=$1 want=$2
-    shift 3
-    run "$@"
-    if [ "$rc" -eq "$want" ]; then
-        pass "$name"
-    else
-        local d
-        mapfile -t d < <(details)
-        fail "$name" "wanted exit status $want" "${d[@]}"
-    fi
-}
+run() { run_exe "$@"; }
 
 # has FILE ERE: a line of FILE matches.
 has() { grep -Eq -- "$2" "$1"; }
-
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # The value of "key":N in `pipehub stats` on pipe $1, or "" on failure.
 stat_of() {
@@ -172,8 +95,7 @@ run "$PIPEHUBD" check-config "$WINI"
 if [ "$rc" -eq 0 ] && [ "$(cat "$tmp/out")" = "$WINI: ok" ]; then
     pass "check-config on a good file: exit 0, '$WINI: ok'"
 else
-    mapfile -t d < <(details)
-    fail "check-config on a good file" "${d[@]}"
+    fail_run "check-config on a good file"
 fi
 
 cat >"$tmp/bad.ini" <<EOF
@@ -188,8 +110,7 @@ if [ "$rc" -eq 2 ] &&
    has "$tmp/err" 'bad\.ini:4: .*max_frame_bytes'; then
     pass "check-config on a bad file: exit 2, every problem as file:line"
 else
-    mapfile -t d < <(details)
-    fail "check-config on a bad file: exit 2, every problem as file:line" "${d[@]}"
+    fail_run "check-config on a bad file: exit 2, every problem as file:line"
 fi
 
 check_rc "check-config on a missing file: exit 2" 2 -- \
@@ -200,8 +121,7 @@ if [ "$rc" -ne 0 ] && has "$tmp/err" 'bad\.ini:3: ' &&
    has "$tmp/err" 'not starting'; then
     pass "run on a bad file refuses to start and says why (exit $rc)"
 else
-    mapfile -t d < <(details)
-    fail "run on a bad file refuses to start and says why" "${d[@]}"
+    fail_run "run on a bad file refuses to start and says why"
 fi
 
 run "$PIPEHUBD" run --config "$WTMP\\none.ini"
@@ -225,8 +145,7 @@ tr -d '\r' <"$tmp/err.raw" >"$tmp/err"
 if [ "$rc" -eq 2 ] && has "$tmp/err" '^usage: pipehubd'; then
     pass "'service' outside the SCM prints usage and exits 2 (${elapsed_ms} ms)"
 else
-    mapfile -t d < <(details)
-    fail "'service' outside the SCM prints usage and exits 2" "${d[@]}"
+    fail_run "'service' outside the SCM prints usage and exits 2"
 fi
 
 # ---- install ----------------------------------------------------------------
@@ -235,10 +154,8 @@ if [ "$rc" -eq 0 ] && has "$tmp/out" "^installed service $NAME "; then
     installed+=("$NAME")
     pass "install --name $NAME --config $WINI --start demand"
 else
-    mapfile -t d < <(details)
-    fail "install" "${d[@]}"
-    echo "$passed passed, $failed failed"
-    exit 1
+    fail_run "install"
+    lib_summary
 fi
 
 EVKEY="HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\$NAME"
@@ -247,8 +164,7 @@ if [ "$rc" -eq 0 ] && has "$tmp/out" 'EventMessageFile +REG_EXPAND_SZ +.*pipehub
    has "$tmp/out" 'TypesSupported +REG_DWORD +0x7'; then
     pass "the event source $NAME is registered (EventMessageFile, TypesSupported)"
 else
-    mapfile -t d < <(details)
-    fail "the event source $NAME is registered" "${d[@]}"
+    fail_run "the event source $NAME is registered"
 fi
 
 run "$PIPEHUBD" status --name "$NAME"
@@ -257,8 +173,7 @@ if [ "$rc" -eq 0 ] && has "$tmp/out" '^state: STOPPED$' &&
    has "$tmp/out" '^start: demand$'; then
     pass "status after install: STOPPED, demand start, the service command line"
 else
-    mapfile -t d < <(details)
-    fail "status after install" "${d[@]}"
+    fail_run "status after install"
 fi
 
 # ---- start, status, a round trip ---------------------------------------------
@@ -266,8 +181,7 @@ run "$PIPEHUBD" start --name "$NAME"
 if [ "$rc" -eq 0 ] && has "$tmp/out" "^$NAME: RUNNING \\(pid [0-9]+\\)"; then
     pass "start: RUNNING ($(head -n 1 "$tmp/out"))"
 else
-    mapfile -t d < <(details)
-    fail "start" "${d[@]}" "$(log_tail)"
+    fail_run "start" "$(log_tail)"
 fi
 
 run "$PIPEHUBD" status --name "$NAME"
@@ -276,16 +190,14 @@ if [ "$rc" -eq 0 ] && has "$tmp/out" '^state: RUNNING$' &&
    has "$tmp/out" "^pipe: \\\\\\\\\\.\\\\pipe\\\\$PIPE\$"; then
     pass "status: RUNNING, a pid, pipe \\\\.\\pipe\\$PIPE"
 else
-    mapfile -t d < <(details)
-    fail "status: RUNNING, a pid and the pipe" "${d[@]}"
+    fail_run "status: RUNNING, a pid and the pipe"
 fi
 
 run "$PIPEHUB" --pipe "$PIPE" --timeout 5000 call sys.echo hello
 if [ "$rc" -eq 0 ] && [ "$(cat "$tmp/out")" = hello ]; then
     pass "a client round trip through the service (sys.echo hello)"
 else
-    mapfile -t d < <(details)
-    fail "a client round trip through the service" "${d[@]}"
+    fail_run "a client round trip through the service"
 fi
 
 gen=$(stat_of "$PIPE" config_generation)
@@ -297,20 +209,11 @@ fi
 
 # ---- reload: a live limit, for a client that stays connected -----------------
 SIGNAL=$tmp/reloaded
-wine "$TEST_SERVICE" hold-reload "$PIPE" "$WTMP\\reloaded" \
-    >"$tmp/hold-reload.out" 2>"$tmp/hold-reload.err" </dev/null &
-hold_reload_pid=$!
-bg_pids+=("$hold_reload_pid")
-deadline=$(($(now_ms) + 30000))
-while [ "$(now_ms)" -lt "$deadline" ] && alive "$hold_reload_pid" &&
-      ! tr -d '\r' <"$tmp/hold-reload.out" | grep -qx ready; do
-    sleep 0.1
-done
-if tr -d '\r' <"$tmp/hold-reload.out" | grep -qx ready; then
+start hold-reload "$TEST_SERVICE" hold-reload "$PIPE" "$WTMP\\reloaded"
+if wait_text hold-reload out '^ready$' 30; then
     pass "a connection is held open (8000 bytes echoed before the reload)"
 else
-    fail "a connection is held open" "$(tr -d '\r' <"$tmp/hold-reload.out")" \
-        "$(tr -d '\r' <"$tmp/hold-reload.err")"
+    fail "a connection is held open" "$(bg_details hold-reload)"
 fi
 
 sed -i 's/^max_frame_bytes = 1048576$/max_frame_bytes = 4096/' "$INI"
@@ -318,8 +221,7 @@ run "$PIPEHUBD" reload --name "$NAME"
 if [ "$rc" -eq 0 ] && has "$tmp/out" "^$NAME: reload sent"; then
     pass "reload --name $NAME after max_frame_bytes 1048576 -> 4096"
 else
-    mapfile -t d < <(details)
-    fail "reload after editing the INI" "${d[@]}"
+    fail_run "reload after editing the INI"
 fi
 
 gen=
@@ -336,22 +238,13 @@ else
 fi
 
 touch "$SIGNAL"
-deadline=$(($(now_ms) + 30000))
-while alive "$hold_reload_pid" && [ "$(now_ms)" -lt "$deadline" ]; do
-    sleep 0.1
-done
-hold_rc=0
-if alive "$hold_reload_pid"; then
-    hold_rc=124
-    kill -KILL "$hold_reload_pid" 2>/dev/null || true
-fi
-wait "$hold_reload_pid" 2>/dev/null || hold_rc=$?
-tr -d '\r' <"$tmp/hold-reload.out" | grep -E '^(ok|FAIL) ' | sed 's/^/     test_service: /'
-if [ "$hold_rc" -eq 0 ]; then
+wait_exit hold-reload 30
+clean "$tmp/hold-reload.out" | grep -E '^(ok|FAIL) ' | sed 's/^/     test_service: /'
+if [ "$bg_rc" -eq 0 ]; then
     pass "the new limit applies to the connection that stayed open (TOO_LARGE for 8000 bytes)"
 else
     fail "the new limit applies to the connection that stayed open" \
-        "test_service exit status $hold_rc" "$(tr -d '\r' <"$tmp/hold-reload.err")"
+        "test_service exit status $bg_rc" "$(clean "$tmp/hold-reload.err")"
 fi
 
 # ---- a broken INI + reload changes nothing -----------------------------------
@@ -362,8 +255,7 @@ run "$PIPEHUBD" reload --name "$NAME"
 if [ "$rc" -eq 2 ] && has "$tmp/err" "a\\.ini:$bad_line: .*max_conections"; then
     pass "reload of a broken INI: the console names a.ini:$bad_line, exit 2"
 else
-    mapfile -t d < <(details)
-    fail "reload of a broken INI reports the problem" "${d[@]}"
+    fail_run "reload of a broken INI reports the problem"
 fi
 deadline=$(($(now_ms) + 10000))
 while [ "$(now_ms)" -lt "$deadline" ] &&
@@ -385,47 +277,29 @@ run "$PIPEHUB" --pipe "$PIPE" --timeout 5000 call sys.echo still-here
 if [ "$rc" -eq 0 ] && [ "$(cat "$tmp/out")" = still-here ]; then
     pass "the service keeps serving after the broken reload"
 else
-    mapfile -t d < <(details)
-    fail "the service keeps serving after the broken reload" "${d[@]}"
+    fail_run "the service keeps serving after the broken reload"
 fi
 
 # ---- stop with 32 clients connected ------------------------------------------
-wine "$TEST_SERVER" hold "$HOLD_N" "$PIPE" >"$tmp/hold.out" 2>"$tmp/hold.err" </dev/null &
-hold_pid=$!
-bg_pids+=("$hold_pid")
-deadline=$(($(now_ms) + 30000))
-while [ "$(now_ms)" -lt "$deadline" ] && alive "$hold_pid" &&
-      ! tr -d '\r' <"$tmp/hold.out" | grep -qx ready; do
-    sleep 0.1
-done
-if tr -d '\r' <"$tmp/hold.out" | grep -qx ready; then
+start hold "$TEST_TRANSPORT" hold "$HOLD_N" "$PIPE"
+if wait_text hold out '^ready$' 30; then
     pass "$HOLD_N clients connected and answered"
 else
-    fail "$HOLD_N clients connected" "$(tr -d '\r' <"$tmp/hold.err" | tail -n 3)"
+    fail "$HOLD_N clients connected" "$(clean "$tmp/hold.err" | tail -n 3)"
 fi
 run "$TEST_SERVICE" stop-watch "$NAME" "$STOP_LIMIT_MS"
 sed 's/^/     test_service: /' "$tmp/out"
 if [ "$rc" -eq 0 ]; then
     pass "stop with $HOLD_N clients: STOP_PENDING, then STOPPED within $STOP_LIMIT_MS ms"
 else
-    mapfile -t d < <(details)
-    fail "stop with $HOLD_N clients reaches STOPPED within $STOP_LIMIT_MS ms" "${d[@]}" "$(log_tail)"
+    fail_run "stop with $HOLD_N clients reaches STOPPED within $STOP_LIMIT_MS ms" "$(log_tail)"
 fi
-deadline=$(($(now_ms) + 35000))
-while alive "$hold_pid" && [ "$(now_ms)" -lt "$deadline" ]; do
-    sleep 0.1
-done
-hold_rc=0
-if alive "$hold_pid"; then
-    hold_rc=124
-    kill -KILL "$hold_pid" 2>/dev/null || true
-fi
-wait "$hold_pid" 2>/dev/null || hold_rc=$?
-if [ "$hold_rc" -eq 0 ]; then
-    pass "every held client saw its connection closed ($(tr -d '\r' <"$tmp/hold.out" | grep closed))"
+wait_exit hold 35
+if [ "$bg_rc" -eq 0 ]; then
+    pass "every held client saw its connection closed ($(clean "$tmp/hold.out" | grep closed))"
 else
-    fail "every held client saw its connection closed" "exit status $hold_rc" \
-        "$(tr -d '\r' <"$tmp/hold.out" | tail -n 2)"
+    fail "every held client saw its connection closed" "exit status $bg_rc" \
+        "$(clean "$tmp/hold.out" | tail -n 2)"
 fi
 if tr -d '\r' <"$tmp/a.log" | grep -q "service $NAME stopped"; then
     pass "the service logged its stop"
@@ -436,8 +310,7 @@ run "$PIPEHUBD" status --name "$NAME"
 if has "$tmp/out" '^state: STOPPED$' && ! has "$tmp/out" '^last exit:'; then
     pass "status: STOPPED, no error"
 else
-    mapfile -t d < <(details)
-    fail "status: STOPPED, no error" "${d[@]}"
+    fail_run "status: STOPPED, no error"
 fi
 
 # ---- a start on the broken INI fails, and says why --------------------------
@@ -446,15 +319,13 @@ if [ "$rc" -eq 1 ] && has "$tmp/err" 'service-specific error 1: the config file 
    has "$tmp/err" "a\\.ini:$bad_line: .*max_conections"; then
     pass "start on the broken INI: refused with service-specific error 1 and a.ini:$bad_line"
 else
-    mapfile -t d < <(details)
-    fail "start on the broken INI is refused with the reason" "${d[@]}"
+    fail_run "start on the broken INI is refused with the reason"
 fi
 run "$PIPEHUBD" status --name "$NAME"
 if has "$tmp/out" '^state: STOPPED$' && has "$tmp/out" '^last exit: service-specific error 1'; then
     pass "status shows the failed start's exit code"
 else
-    mapfile -t d < <(details)
-    fail "status shows the failed start's exit code" "${d[@]}"
+    fail_run "status shows the failed start's exit code"
 fi
 cp "$tmp/a.good" "$INI"
 
@@ -465,8 +336,7 @@ if [ "$rc" -eq 0 ]; then
     installed+=("$NAME_B")
     pass "install a second instance $NAME_B (--start delayed)"
 else
-    mapfile -t d < <(details)
-    fail "install a second instance" "${d[@]}"
+    fail_run "install a second instance"
 fi
 delayed_note=$(cat "$tmp/err")
 run "$PIPEHUBD" status --name "$NAME_B"
@@ -474,10 +344,9 @@ if has "$tmp/out" '^start: delayed$'; then
     pass "the second instance has delayed auto-start"
 elif has "$tmp/out" '^start: auto$' &&
      [[ $delayed_note == *"no delayed auto-start"* ]]; then
-    skip "delayed auto-start: Wine 8 has no SERVICE_CONFIG_DELAYED_AUTO_START_INFO (installed as auto, with a warning)"
+    skip "delayed auto-start" "Wine 8 has no SERVICE_CONFIG_DELAYED_AUTO_START_INFO (installed as auto, with a warning)"
 else
-    mapfile -t d < <(details)
-    fail "the second instance has delayed auto-start" "${d[@]}" "install said: $delayed_note"
+    fail_run "the second instance has delayed auto-start" "install said: $delayed_note"
 fi
 check_rc "start the first instance again" 0 -- "$PIPEHUBD" start --name "$NAME"
 check_rc "start the second instance" 0 -- "$PIPEHUBD" start --name "$NAME_B"
@@ -494,23 +363,20 @@ run "$PIPEHUBD" stop --name "$NAME_B"
 if [ "$rc" -eq 0 ] && has "$tmp/out" "^$NAME_B: STOPPED after [0-9]+ ms"; then
     pass "stop --name $NAME_B ($(head -n 1 "$tmp/out"))"
 else
-    mapfile -t d < <(details)
-    fail "stop the second instance" "${d[@]}"
+    fail_run "stop the second instance"
 fi
 run "$PIPEHUBD" uninstall --name "$NAME_B"
 if [ "$rc" -eq 0 ]; then
     installed=("$NAME")
     pass "uninstall the second instance"
 else
-    mapfile -t d < <(details)
-    fail "uninstall the second instance" "${d[@]}"
+    fail_run "uninstall the second instance"
 fi
 run "$PIPEHUB" --pipe "$PIPE" --timeout 5000 call sys.echo a-still
 if [ "$(cat "$tmp/out")" = a-still ]; then
     pass "the first instance serves on after the second is gone"
 else
-    mapfile -t d < <(details)
-    fail "the first instance serves on after the second is gone" "${d[@]}"
+    fail_run "the first instance serves on after the second is gone"
 fi
 
 # ---- refusals ----------------------------------------------------------------
@@ -518,8 +384,7 @@ run "$PIPEHUBD" install --name "$NAME" --config "$WINI"
 if [ "$rc" -ne 0 ] && has "$tmp/err" "a service named $NAME already exists"; then
     pass "install with a taken name fails: '$(head -n 1 "$tmp/err")'"
 else
-    mapfile -t d < <(details)
-    fail "install with a taken name fails clearly" "${d[@]}"
+    fail_run "install with a taken name fails clearly"
 fi
 
 # ---- uninstall, while it runs -------------------------------------------------
@@ -528,29 +393,25 @@ if [ "$rc" -eq 0 ] && has "$tmp/out" "^removed service $NAME and its event sourc
     installed=()
     pass "uninstall stops the running service and removes it"
 else
-    mapfile -t d < <(details)
-    fail "uninstall" "${d[@]}"
+    fail_run "uninstall"
 fi
 run "$PIPEHUBD" status --name "$NAME"
 if [ "$rc" -eq 1 ] && has "$tmp/err" "no service named $NAME is installed"; then
     pass "status after uninstall: no service named $NAME is installed"
 else
-    mapfile -t d < <(details)
-    fail "status after uninstall says it does not exist" "${d[@]}"
+    fail_run "status after uninstall says it does not exist"
 fi
 run reg query "$EVKEY"
 if [ "$rc" -ne 0 ]; then
     pass "the event source key is gone"
 else
-    mapfile -t d < <(details)
-    fail "the event source key is gone" "${d[@]}"
+    fail_run "the event source key is gone"
 fi
 run "$PIPEHUB" --pipe "$PIPE" --timeout 3000 call sys.ping
 if [ "$rc" -eq 3 ]; then
     pass "nothing serves $PIPE any more"
 else
-    mapfile -t d < <(details)
-    fail "nothing serves $PIPE any more" "${d[@]}"
+    fail_run "nothing serves $PIPE any more"
 fi
 
 # ---- Event Viewer's view of a record -------------------------------------------
@@ -558,9 +419,7 @@ run "$TEST_SERVICE" msgtable "$(winepath -w "$PIPEHUBD")"
 if [ "$rc" -eq 0 ]; then
     pass "pipehubd.exe's message table shows a record's text as logged"
 else
-    mapfile -t d < <(details)
-    fail "pipehubd.exe's message table" "${d[@]}"
+    fail_run "pipehubd.exe's message table"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+lib_summary

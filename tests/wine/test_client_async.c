@@ -15,112 +15,11 @@
  * hanging; the daemon runs in a job object that dies with this process. */
 #include <windows.h>
 
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "frame.h"
-#include "harness.h"
-#include "wine_util.h"
-#include "options.h"
+#include "hubtest.h"
 #include "pipehub.h"
 
 #define WAIT_MS            10000u /* any single wait of the test */
-#define CONNECT_TIMEOUT_MS 20000u
 #define PIPELINED_CALLS    1000
-
-static char g_daemon_exe[MAX_PATH * 2];
-static HANDLE g_job;
-
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fputs("  ", stdout);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-}
-
-/* ---- the daemon (started as tests/wine/test_server.c does) --------------- */
-
-typedef struct daemon {
-    PROCESS_INFORMATION pi;
-    char pipe[PH_PIPE_PATH_MAX + 1];
-    int running;
-} daemon;
-
-static int resolve_exe(const char *path)
-{
-    return ph_dos_path(path, g_daemon_exe, sizeof g_daemon_exe);
-}
-
-/* Start "pipehubd run --pipe ph-async-NAME-PID" and wait until it answers. */
-static int daemon_start(daemon *d, const char *name)
-{
-    STARTUPINFOA si;
-    char cmd[1024], bare[128];
-    ULONGLONG deadline = GetTickCount64() + CONNECT_TIMEOUT_MS;
-    ph_client *c;
-    ph_err err;
-
-    memset(d, 0, sizeof *d);
-    snprintf(bare, sizeof bare, "ph-async-%s-%lu", name,
-             (unsigned long)GetCurrentProcessId());
-    if (ph_pipe_path(bare, d->pipe, sizeof d->pipe) != PH_OK)
-        return -1;
-    snprintf(cmd, sizeof cmd, "\"%s\" run --pipe %s", g_daemon_exe, bare);
-    memset(&si, 0, sizeof si);
-    si.cb = sizeof si;
-    si.dwFlags = STARTF_USESTDHANDLES;
-    si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
-    si.hStdOutput = GetStdHandle(STD_ERROR_HANDLE);
-    si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
-    SetHandleInformation(si.hStdError, HANDLE_FLAG_INHERIT,
-                         HANDLE_FLAG_INHERIT);
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si,
-                        &d->pi)) {
-        fprintf(stderr, "CreateProcess(%s) failed: %lu\n", cmd,
-                (unsigned long)GetLastError());
-        return -1;
-    }
-    d->running = 1;
-    if (g_job)
-        AssignProcessToJobObject(g_job, d->pi.hProcess);
-    for (;;) {
-        err = ph_client_connect(d->pipe, 1000, &c);
-        if (err == PH_OK) {
-            ph_client_close(c);
-            return 0;
-        }
-        if (WaitForSingleObject(d->pi.hProcess, 0) == WAIT_OBJECT_0 ||
-            GetTickCount64() >= deadline) {
-            fprintf(stderr, "%s not served: %s\n", d->pipe, ph_strerror(err));
-            return -1;
-        }
-        Sleep(20);
-    }
-}
-
-static void daemon_kill(daemon *d)
-{
-    if (!d->running)
-        return;
-    TerminateProcess(d->pi.hProcess, 1);
-    WaitForSingleObject(d->pi.hProcess, WAIT_MS);
-    CloseHandle(d->pi.hProcess);
-    CloseHandle(d->pi.hThread);
-    d->running = 0;
-}
-
-static int daemon_alive(const daemon *d)
-{
-    return d->running && WaitForSingleObject(d->pi.hProcess, 0) == WAIT_TIMEOUT;
-}
 
 /* ---- what each callback saw ------------------------------------------------
  */
@@ -179,14 +78,14 @@ static void pipelined_echo(void)
 {
     static rec recs[PIPELINED_CALLS];
     static uint8_t *payloads[PIPELINED_CALLS];
-    daemon d;
+    ht_daemon *d;
     ph_client *c = NULL;
     size_t n = 0;
     ph_err err;
     int i;
 
-    CHECK_EQ(daemon_start(&d, "pipelined"), 0);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &c), PH_OK);
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &c), PH_OK);
     memset(recs, 0, sizeof recs);
     g_order = 0;
     for (i = 0; i < PIPELINED_CALLS; i++) {
@@ -222,14 +121,14 @@ static void pipelined_echo(void)
         }
         free(payloads[i]);
     }
-    say("%d pipelined calls: each callback once, in order, right payload",
-        PIPELINED_CALLS);
+    ht_say("%d pipelined calls: each callback once, in order, right payload",
+           PIPELINED_CALLS);
     /* Polling with nothing outstanding returns at once. */
     CHECK_EQ(ph_client_poll(c, WAIT_MS, &n), PH_OK);
     CHECK_EQ(n, 0);
     ph_client_close(c);
-    CHECK(daemon_alive(&d));
-    daemon_kill(&d);
+    CHECK_ALIVE(d);
+    ht_daemon_stop(d);
 }
 
 static void large_payloads(void)
@@ -237,13 +136,13 @@ static void large_payloads(void)
     enum { N = 4, BIG = 300 * 1024 };
     static rec recs[N];
     uint8_t *p[N];
-    daemon d;
+    ht_daemon *d;
     ph_client *c = NULL;
     ph_reply r;
     int i, j;
 
-    CHECK_EQ(daemon_start(&d, "large"), 0);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &c), PH_OK);
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &c), PH_OK);
     memset(recs, 0, sizeof recs);
     g_order = 0;
     /* Larger than the pipe's buffer, so the write pends while replies come
@@ -275,10 +174,10 @@ static void large_payloads(void)
         CHECK_EQ(recs[i].match, 1);
         free(p[i]);
     }
-    say("%d x %d KiB pipelined, then a blocking call: all answered in order", N,
-        BIG / 1024);
+    ht_say("%d x %d KiB pipelined, then a blocking call: all answered in order",
+           N, BIG / 1024);
     ph_client_close(c);
-    daemon_kill(&d);
+    ht_daemon_stop(d);
 }
 
 /* A callback that queues the next call, until CHAIN calls have run. It also
@@ -316,12 +215,12 @@ static void on_chain(void *ctx, ph_err err, const ph_frame *f)
 
 static void calls_from_callbacks(void)
 {
-    daemon d;
+    ht_daemon *d;
     chain ch;
 
-    CHECK_EQ(daemon_start(&d, "chain"), 0);
+    CHECK_DAEMON_INI(NULL, d);
     memset(&ch, 0, sizeof ch);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &ch.c), PH_OK);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &ch.c), PH_OK);
     snprintf(ch.payload, sizeof ch.payload, "link 0");
     CHECK_EQ(ph_client_call_async(ch.c, "sys.echo", ch.payload,
                                   strlen(ch.payload), WAIT_MS, on_chain, &ch),
@@ -330,11 +229,12 @@ static void calls_from_callbacks(void)
     CHECK_EQ(ch.done, CHAIN);
     CHECK_EQ(ch.bad, 0);
     CHECK_EQ(ch.reentry_refused, CHAIN);
-    say("%d calls each queued by the previous callback; poll, flush and call "
+    ht_say(
+        "%d calls each queued by the previous callback; poll, flush and call "
         "refused inside callbacks",
         CHAIN);
     ph_client_close(ch.c);
-    daemon_kill(&d);
+    ht_daemon_stop(d);
 }
 
 /* The daemon is killed with calls in flight. answered_first: wait until
@@ -349,14 +249,14 @@ static void server_dies(int answered_first)
     static rec recs[PIPELINED_CALLS + LATE];
     static uint8_t *payloads[PIPELINED_CALLS + LATE];
     int total = PIPELINED_CALLS + LATE;
-    daemon d;
+    ht_daemon *d;
     ph_client *c = NULL;
     int i, answered = 0, failed = 0;
     size_t n = 0;
     rec extra;
 
-    CHECK_EQ(daemon_start(&d, answered_first ? "dies2" : "dies"), 0);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &c), PH_OK);
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &c), PH_OK);
     memset(recs, 0, sizeof recs);
     g_order = 0;
     for (i = 0; i < total; i++) {
@@ -377,7 +277,7 @@ static void server_dies(int answered_first)
          * are read. */
         CHECK_EQ(ph_client_poll(c, 0, NULL), PH_OK);
     }
-    daemon_kill(&d);
+    ht_daemon_stop(d);
     for (i = PIPELINED_CALLS; i < total; i++)
         CHECK_EQ(ph_client_call_async(c, "sys.echo", payloads[i], recs[i].len,
                                       WAIT_MS, on_done, &recs[i]),
@@ -404,9 +304,9 @@ static void server_dies(int answered_first)
     CHECK(failed >= total - PIPELINED_CALLS);
     if (answered_first)
         CHECK((size_t)answered >= n);
-    say("daemon killed with %d calls outstanding (%zu answered before): %d "
-        "answered in all, %d got PH_ECLOSED, each callback once",
-        total, n, answered, failed);
+    ht_say("daemon killed with %d calls outstanding (%zu answered before): %d "
+           "answered in all, %d got PH_ECLOSED, each callback once",
+           total, n, answered, failed);
     /* The client stays broken: new calls are refused (no callback), polls
      * report why. */
     memset(&extra, 0, sizeof extra);
@@ -431,12 +331,12 @@ static void close_with_calls_pending(void)
 {
     enum { N = 50 };
     static rec recs[N];
-    daemon d;
+    ht_daemon *d;
     ph_client *c = NULL;
     int i;
 
-    CHECK_EQ(daemon_start(&d, "close"), 0);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &c), PH_OK);
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &c), PH_OK);
     memset(recs, 0, sizeof recs);
     g_order = 0;
     for (i = 0; i < N; i++)
@@ -450,9 +350,9 @@ static void close_with_calls_pending(void)
         CHECK_EQ(recs[i].calls, 1);
         CHECK(recs[i].err == PH_OK || recs[i].err == PH_ECLOSED);
     }
-    say("close with %d calls outstanding: each callback once", N);
-    CHECK(daemon_alive(&d));
-    daemon_kill(&d);
+    ht_say("close with %d calls outstanding: each callback once", N);
+    CHECK_ALIVE(d);
+    ht_daemon_stop(d);
 }
 
 /* ---- a fake server: answers exactly when and how the test says ------------
@@ -580,17 +480,10 @@ static int fake_reply(fake *f, uint8_t kind, uint32_t id, uint32_t status,
                       ph_client *c)
 {
     ph_buf b = {0};
-    ph_frame fr;
     size_t i;
     int rc = 0;
 
-    memset(&fr, 0, sizeof fr);
-    fr.kind = kind;
-    fr.id = id;
-    fr.status = status;
-    fr.payload = payload;
-    fr.payload_len = (uint32_t)len;
-    if (ph_frame_append(&b, &fr) != PH_OK)
+    if (ht_append_frame(&b, kind, NULL, id, status, payload, len) != 0)
         return -1;
     if (!byte_by_byte) {
         rc = fake_write(f, b.data, b.len);
@@ -646,8 +539,8 @@ static void timeouts_and_late_answers(void)
         CHECK_EQ(recs[i].order, i);
     }
     CHECK(took >= 300 && took < 5000);
-    say("%d unanswered calls: each timed out once, in order, after %llu ms", N,
-        (unsigned long long)took);
+    ht_say("%d unanswered calls: each timed out once, in order, after %llu ms",
+           N, (unsigned long long)took);
 
     /* A late answer to call 1 is dropped; the next call gets its own. */
     memset(&next, 0, sizeof next);
@@ -667,7 +560,7 @@ static void timeouts_and_late_answers(void)
     CHECK_EQ(next.match, 1);
     for (i = 0; i < N; i++)
         CHECK_EQ(recs[i].calls, 1);
-    say("a late answer is dropped; the next call gets its own");
+    ht_say("a late answer is dropped; the next call gets its own");
 
     /* A reply that arrives one byte per write. */
     memset(&split, 0, sizeof split);
@@ -684,7 +577,7 @@ static void timeouts_and_late_answers(void)
     CHECK_EQ(split.calls, 1);
     CHECK_EQ(split.err, PH_OK);
     CHECK_EQ(split.match, 1);
-    say("a reply written one byte at a time is decoded whole");
+    ht_say("a reply written one byte at a time is decoded whole");
 
     /* A blocking call that times out leaves the client usable. */
     t0 = GetTickCount64();
@@ -705,8 +598,8 @@ static void timeouts_and_late_answers(void)
     CHECK_EQ(ph_client_flush(c, WAIT_MS), PH_OK);
     CHECK_EQ(next.calls, 1);
     CHECK_EQ(next.match, 1);
-    say("a blocking call timed out after %llu ms; the client goes on",
-        (unsigned long long)took);
+    ht_say("a blocking call timed out after %llu ms; the client goes on",
+           (unsigned long long)took);
     ph_client_close(c);
     fake_close(&f);
 }
@@ -747,19 +640,19 @@ static void refused_stream(void)
     CHECK_EQ(recs[1].status, PH_EBADFRAME);
     CHECK_EQ(recs[2].calls, 1);
     CHECK_EQ(recs[2].err, PH_ECLOSED);
-    say("an id-0 ERROR answers the oldest call; the rest get PH_ECLOSED");
+    ht_say("an id-0 ERROR answers the oldest call; the rest get PH_ECLOSED");
     ph_client_close(c);
 }
 
 static void bad_arguments(void)
 {
-    daemon d;
+    ht_daemon *d;
     ph_client *c = NULL;
     rec x;
     char route[300];
 
-    CHECK_EQ(daemon_start(&d, "args"), 0);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &c), PH_OK);
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &c), PH_OK);
     memset(&x, 0, sizeof x);
     memset(route, 'a', sizeof route - 1);
     route[sizeof route - 1] = '\0';
@@ -785,35 +678,24 @@ static void bad_arguments(void)
     CHECK_EQ(ph_client_flush(c, WAIT_MS), PH_OK);
     CHECK_EQ(x.calls, 1);
     CHECK_EQ(x.match, 1);
-    say("bad arguments refused without a callback; the stream stays good");
+    ht_say("bad arguments refused without a callback; the stream stays good");
     ph_client_close(c);
-    daemon_kill(&d);
+    ht_daemon_stop(d);
 }
+
+static const ht_case cases[] = {
+    HT_CASE("pipelined_echo", pipelined_echo),
+    HT_CASE("large_payloads", large_payloads),
+    HT_CASE("calls_from_callbacks", calls_from_callbacks),
+    HT_CASE("server_dies_mid_flight", server_dies_mid_flight),
+    HT_CASE("server_dies_after_answers", server_dies_after_answers),
+    HT_CASE("close_with_calls_pending", close_with_calls_pending),
+    HT_CASE("timeouts_and_late_answers", timeouts_and_late_answers),
+    HT_CASE("refused_stream", refused_stream),
+    HT_CASE("bad_arguments", bad_arguments),
+};
 
 int main(int argc, char **argv)
 {
-    JOBOBJECT_EXTENDED_LIMIT_INFORMATION lim;
-
-    if (argc != 2 || resolve_exe(argv[1]) != 0) {
-        fprintf(stderr, "usage: test_client_async PATH_TO_PIPEHUBD_EXE\n");
-        return 2;
-    }
-    g_job = CreateJobObjectA(NULL, NULL);
-    if (g_job) {
-        memset(&lim, 0, sizeof lim);
-        lim.BasicLimitInformation.LimitFlags =
-            JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
-        SetInformationJobObject(g_job, JobObjectExtendedLimitInformation, &lim,
-                                sizeof lim);
-    }
-    PH_RUN(pipelined_echo);
-    PH_RUN(large_payloads);
-    PH_RUN(calls_from_callbacks);
-    PH_RUN(server_dies_mid_flight);
-    PH_RUN(server_dies_after_answers);
-    PH_RUN(close_with_calls_pending);
-    PH_RUN(timeouts_and_late_answers);
-    PH_RUN(refused_stream);
-    PH_RUN(bad_arguments);
-    return ph_test_summary();
+    return ht_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

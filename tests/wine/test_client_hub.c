@@ -22,107 +22,17 @@
  * hanging; the daemons run in a job object that dies with this process. */
 #include <windows.h>
 
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "frame.h"
-#include "harness.h"
-#include "options.h"
+#include "hubtest.h"
 #include "pipehub.h"
 #include "platform.h"
-#include "wine_util.h"
 
 #define WAIT_MS            10000u /* any single wait of the test */
-#define CONNECT_TIMEOUT_MS 20000u
 #define LEAK_WARMUP        20
 #define LEAK_CYCLES        300
 /* Heap blocks that may come and go between two measurements for reasons
  * of Wine's own (thread and heap caches). A leak of one block per cycle
  * is LEAK_CYCLES blocks. */
 #define LEAK_BLOCKS_SLACK  40
-
-static char g_daemon_exe[MAX_PATH * 2];
-static HANDLE g_job;
-
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fputs("  ", stdout);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-}
-
-/* ---- the daemon (started as tests/wine/test_client_async.c does) --------- */
-
-typedef struct daemon {
-    PROCESS_INFORMATION pi;
-    char pipe[PH_PIPE_PATH_MAX + 1];
-    int running;
-} daemon;
-
-static int daemon_start(daemon *d, const char *name)
-{
-    STARTUPINFOA si;
-    char cmd[1024], bare[128];
-    ULONGLONG deadline = GetTickCount64() + CONNECT_TIMEOUT_MS;
-    ph_client *c;
-    ph_err err;
-
-    memset(d, 0, sizeof *d);
-    snprintf(bare, sizeof bare, "ph-chub-%s-%lu", name,
-             (unsigned long)GetCurrentProcessId());
-    if (ph_pipe_path(bare, d->pipe, sizeof d->pipe) != PH_OK)
-        return -1;
-    snprintf(cmd, sizeof cmd, "\"%s\" run --pipe %s", g_daemon_exe, bare);
-    memset(&si, 0, sizeof si);
-    si.cb = sizeof si;
-    si.dwFlags = STARTF_USESTDHANDLES;
-    si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
-    si.hStdOutput = GetStdHandle(STD_ERROR_HANDLE);
-    si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
-    SetHandleInformation(si.hStdError, HANDLE_FLAG_INHERIT,
-                         HANDLE_FLAG_INHERIT);
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si,
-                        &d->pi)) {
-        fprintf(stderr, "CreateProcess(%s) failed: %lu\n", cmd,
-                (unsigned long)GetLastError());
-        return -1;
-    }
-    d->running = 1;
-    if (g_job)
-        AssignProcessToJobObject(g_job, d->pi.hProcess);
-    for (;;) {
-        err = ph_client_connect(d->pipe, 1000, &c);
-        if (err == PH_OK) {
-            ph_client_close(c);
-            return 0;
-        }
-        if (WaitForSingleObject(d->pi.hProcess, 0) == WAIT_OBJECT_0 ||
-            GetTickCount64() >= deadline) {
-            fprintf(stderr, "%s not served: %s\n", d->pipe, ph_strerror(err));
-            return -1;
-        }
-        Sleep(20);
-    }
-}
-
-static void daemon_kill(daemon *d)
-{
-    if (!d->running)
-        return;
-    TerminateProcess(d->pi.hProcess, 1);
-    WaitForSingleObject(d->pi.hProcess, WAIT_MS);
-    CloseHandle(d->pi.hProcess);
-    CloseHandle(d->pi.hThread);
-    d->running = 0;
-}
 
 /* ---- a fake server -------------------------------------------------------
  *
@@ -180,31 +90,14 @@ static int fake_write(fake *f, const void *data, size_t len)
     return rc;
 }
 
-static ph_err append_frame(ph_buf *b, uint8_t kind, uint32_t id,
-                           uint32_t status, const char *route,
-                           const void *payload, size_t len)
-{
-    ph_frame fr;
-
-    memset(&fr, 0, sizeof fr);
-    fr.kind = kind;
-    fr.id = id;
-    fr.status = status;
-    fr.route = route;
-    fr.route_len = route ? (uint8_t)strlen(route) : 0;
-    fr.payload = payload;
-    fr.payload_len = (uint32_t)len;
-    return ph_frame_append(b, &fr);
-}
-
 static int fake_send(fake *f, uint8_t kind, uint32_t id, uint32_t status,
                      const char *route, const char *payload)
 {
     ph_buf b = {0};
     int rc = -1;
 
-    if (append_frame(&b, kind, id, status, route, payload,
-                     payload ? strlen(payload) : 0) == PH_OK)
+    if (ht_append_frame(&b, kind, route, id, status, payload,
+                        payload ? strlen(payload) : 0) == 0)
         rc = fake_write(f, b.data, b.len);
     ph_buf_free(&b);
     return rc;
@@ -232,8 +125,8 @@ static void fake_handle(fake *f, const ph_frame *fr, unsigned read_no)
             json[0] = '\0';
         {
             ph_buf b = {0};
-            if (append_frame(&b, PH_REPLY, fr->id, 0, NULL, json,
-                             strlen(json)) == PH_OK)
+            if (ht_append_frame(&b, PH_REPLY, NULL, fr->id, 0, json,
+                                strlen(json)) == 0)
                 fake_write(f, b.data, b.len);
             ph_buf_free(&b);
         }
@@ -491,11 +384,12 @@ static void fake_event_fanout(void)
 
     /* Four events in one write, as the hub sends one copy per
      * connection. */
-    CHECK_EQ(append_frame(&batch, PH_EVENT, 0, 0, "t.x", "1", 1), PH_OK);
-    CHECK_EQ(append_frame(&batch, PH_EVENT, 0, 0, "t.y", "2", 1), PH_OK);
-    CHECK_EQ(append_frame(&batch, PH_EVENT, 0, 0, "u.z", "3", 1), PH_OK);
-    CHECK_EQ(append_frame(&batch, PH_EVENT, 0, 0, "sys.shutdown",
-                          "server stopping", 15), PH_OK);
+    CHECK_EQ(ht_append_frame(&batch, PH_EVENT, "t.x", 0, 0, "1", 1), 0);
+    CHECK_EQ(ht_append_frame(&batch, PH_EVENT, "t.y", 0, 0, "2", 1), 0);
+    CHECK_EQ(ht_append_frame(&batch, PH_EVENT, "u.z", 0, 0, "3", 1), 0);
+    CHECK_EQ(ht_append_frame(&batch, PH_EVENT, "sys.shutdown", 0, 0,
+                             "server stopping", 15),
+             0);
     CHECK_EQ(fake_write(&f, batch.data, batch.len), 0);
     ph_buf_free(&batch);
     for (i = 0; i < 100 && star.n < 4; i++)
@@ -512,7 +406,7 @@ static void fake_event_fanout(void)
     CHECK_STR(d.topic[0], "t.x");
     CHECK_EQ(shut.n, 1);
     CHECK_STR(shut.payload[0], "server stopping");
-    say("one copy of each event reached every matching callback once");
+    ht_say("one copy of each event reached every matching callback once");
 
     /* Unsubscribing: the hub hears of it only when the pattern's last
      * local subscription goes; unknown ones are refused. */
@@ -536,8 +430,8 @@ static void fake_event_fanout(void)
     CHECK_EQ(a.n, 3);
     CHECK_EQ(b.n, 1);
     CHECK_EQ(d.n, 1);
-    say("unsubscribe tells the hub only for a pattern's last subscription; "
-        "an arriving event signalled the waitable");
+    ht_say("unsubscribe tells the hub only for a pattern's last subscription; "
+           "an arriving event signalled the waitable");
 
     /* Bad patterns never reach the hub. */
     CHECK_EQ(ph_client_subscribe(c, "a.*.b", on_event, &a, WAIT_MS),
@@ -591,12 +485,12 @@ static void fake_requests(void)
 
     /* Three forwarded requests in one write: the hub's ids, the callers'
      * conn ids in status. */
-    CHECK_EQ(append_frame(&batch, PH_REQUEST, 100, 42, "svc.exact", "a", 1),
-             PH_OK);
-    CHECK_EQ(append_frame(&batch, PH_REQUEST, 101, 43, "svc.other", "b", 1),
-             PH_OK);
-    CHECK_EQ(append_frame(&batch, PH_REQUEST, 102, 44, "nobody.here", "c", 1),
-             PH_OK);
+    CHECK_EQ(ht_append_frame(&batch, PH_REQUEST, "svc.exact", 100, 42, "a", 1),
+             0);
+    CHECK_EQ(ht_append_frame(&batch, PH_REQUEST, "svc.other", 101, 43, "b", 1),
+             0);
+    CHECK_EQ(
+        ht_append_frame(&batch, PH_REQUEST, "nobody.here", 102, 44, "c", 1), 0);
     CHECK_EQ(fake_write(&f, batch.data, batch.len), 0);
     ph_buf_free(&batch);
     for (i = 0; i < 100 && (exact.n < 1 || prefix.n < 1); i++)
@@ -622,8 +516,8 @@ static void fake_requests(void)
     CHECK_EQ(g2.id, 102);
     CHECK_EQ(g2.status, PH_EUNAVAIL);
     CHECK_EQ(g1.read_no, g2.read_no);
-    say("requests went to the most specific handler with the caller's id; "
-        "two answers left in one write");
+    ht_say("requests went to the most specific handler with the caller's id; "
+           "two answers left in one write");
 
     /* The kept request is answered by another thread after 500 ms: the
      * waitable wakes the loop, and a poll that does not wait sends it.
@@ -632,7 +526,7 @@ static void fake_requests(void)
     if (!prefix.replying)
         CHECK_EQ(w, WAIT_TIMEOUT);
     else
-        say("(the reply came before the first look at the waitable)");
+        ht_say("(the reply came before the first look at the waitable)");
     for (i = 0; i < 50; i++) {
         w = WaitForSingleObject(ph_client_waitable(c), WAIT_MS);
         CHECK_EQ(w, WAIT_OBJECT_0);
@@ -647,8 +541,9 @@ static void fake_requests(void)
     CHECK_EQ(g3.kind, PH_REPLY);
     CHECK_EQ(g3.id, 101);
     CHECK_STR(g3.payload, "later");
-    say("a reply from another thread woke the waitable (%d wake-ups) and "
-        "left with the next poll", i + 1);
+    ht_say("a reply from another thread woke the waitable (%d wake-ups) and "
+           "left with the next poll",
+           i + 1);
 
     /* An idle client with registrations: the waitable stays quiet (no
      * stale signal to spin on), and a poll waits its whole timeout. */
@@ -661,7 +556,7 @@ static void fake_requests(void)
         CHECK_EQ(n, 0);
         CHECK(GetTickCount64() - t0 >= 250);
     }
-    say("idle: the waitable is not signalled and poll waits for requests");
+    ht_say("idle: the waitable is not signalled and poll waits for requests");
 
     /* ERRORs with codes of the application's, and long messages cut on a
      * character boundary at 200 bytes. */
@@ -690,8 +585,9 @@ static void fake_requests(void)
     CHECK_EQ(g1.id, 104);
     CHECK_EQ(g1.status, 1000);
     CHECK_EQ(g1.len, 199);
-    say("ERROR codes 300 and 1000 passed as given; a long message cut to "
-        "%u bytes", (unsigned)g1.len);
+    ht_say("ERROR codes 300 and 1000 passed as given; a long message cut to "
+           "%u bytes",
+           (unsigned)g1.len);
 
     /* Unregistering: the hub is told; a request still on its way for the
      * route is refused UNAVAILABLE, never handed to the handler. */
@@ -719,7 +615,7 @@ static void fake_requests(void)
     CHECK_EQ(g2.id, 105);
     CHECK_EQ(g2.status, PH_EUNAVAIL);
     CHECK_EQ(exact.n, 3);
-    say("after unregister a late request is refused UNAVAILABLE");
+    ht_say("after unregister a late request is refused UNAVAILABLE");
     ph_client_close(c);
     fake_stop(&f);
 }
@@ -789,8 +685,8 @@ static void fake_publish_and_refusals(void)
     CHECK_EQ(rec.calls, 1);
     CHECK_EQ(rec.err, PH_OK);
     CHECK_EQ(rec.kind, PH_REPLY);
-    say("events and a call left in one write; an id-0 FORBIDDEN answered "
-        "no call");
+    ht_say("events and a call left in one write; an id-0 FORBIDDEN answered "
+           "no call");
     ph_client_close(c);
     fake_stop(&f);
 }
@@ -844,15 +740,15 @@ static void hub_pubsub(void)
     static seen all, sports, own;
     ph_client *pub = NULL, *sub = NULL;
     char text[32];
-    daemon d;
+    ht_daemon *d;
     int i;
 
     memset(&all, 0, sizeof all);
     memset(&sports, 0, sizeof sports);
     memset(&own, 0, sizeof own);
-    CHECK_EQ(daemon_start(&d, "pubsub"), 0);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &pub), PH_OK);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &sub), PH_OK);
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &pub), PH_OK);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &sub), PH_OK);
     CHECK_EQ(ph_client_subscribe(sub, "news.*", on_event, &all, WAIT_MS),
              PH_OK);
     CHECK_EQ(ph_client_subscribe(sub, "news.sports", on_event, &sports,
@@ -883,18 +779,18 @@ static void hub_pubsub(void)
         snprintf(text, sizeof text, "%d", 2 * i + 1);
         CHECK_STR(sports.payload[i], text);
     }
-    say("100 events: each in order to every matching callback once; the "
-        "publisher heard its own");
+    ht_say("100 events: each in order to every matching callback once; the "
+           "publisher heard its own");
     CHECK_EQ(ph_client_unsubscribe(sub, "news.*", on_event, &all, WAIT_MS),
              PH_OK);
     CHECK_EQ(ph_client_publish(pub, "news.sports", "after", 5), PH_OK);
     CHECK_EQ(pump(sub, pub, &sports.n, 51), 0);
     CHECK_EQ(all.n, 100);
     CHECK_STR(sports.payload[50], "after");
-    say("after unsubscribing news.* only news.sports still hears");
+    ht_say("after unsubscribing news.* only news.sports still hears");
     ph_client_close(pub);
     ph_client_close(sub);
-    daemon_kill(&d);
+    ht_daemon_stop(d);
 }
 
 static void hub_serving(void)
@@ -905,14 +801,14 @@ static void hub_serving(void)
     uint32_t caller_id;
     done_rec rec;
     ph_reply r;
-    daemon d;
+    ht_daemon *d;
 
     memset(&p, 0, sizeof p);
     memset(&events, 0, sizeof events);
     memset(&rec, 0, sizeof rec);
-    CHECK_EQ(daemon_start(&d, "serving"), 0);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &prov), PH_OK);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &caller), PH_OK);
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &prov), PH_OK);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &caller), PH_OK);
     CHECK((caller_id = conn_id_of(caller)) != 0);
     CHECK_EQ(ph_client_subscribe(caller, "sys.route.*", on_event, &events,
                                  WAIT_MS),
@@ -939,8 +835,9 @@ static void hub_serving(void)
     CHECK_STR(p.route, "calc.add");
     CHECK_STR(p.payload, "1 2");
     CHECK_EQ(p.caller, caller_id);
-    say("a request through the hub reached the handler with the caller's "
-        "conn id %lu and was answered", (unsigned long)caller_id);
+    ht_say("a request through the hub reached the handler with the caller's "
+           "conn id %lu and was answered",
+           (unsigned long)caller_id);
 
     /* Answered later, by another thread, while both clients are driven by
      * waiting on their waitables. */
@@ -956,7 +853,7 @@ static void hub_serving(void)
     CHECK_EQ(p.reply_err, PH_OK);
     CHECK_EQ(rec.err, PH_OK);
     CHECK_EQ(rec.kind, PH_REPLY);
-    say("a reply made 200 ms later on another thread reached the caller");
+    ht_say("a reply made 200 ms later on another thread reached the caller");
 
     /* Application error codes pass through unchanged. */
     p.mode = ERROR_300;
@@ -967,7 +864,7 @@ static void hub_serving(void)
     CHECK_EQ(pump(caller, prov, &rec.calls, 1), 0);
     CHECK_EQ(rec.kind, PH_ERROR);
     CHECK_EQ(rec.status, 300);
-    say("ERROR 300 from the provider reached the caller as 300");
+    ht_say("ERROR 300 from the provider reached the caller as 300");
 
     /* Who is calling: only while the request is unanswered. */
     p.mode = KEEP;
@@ -990,7 +887,7 @@ static void hub_serving(void)
         snprintf(want, sizeof want, "\"pid\":%lu",
                  (unsigned long)GetCurrentProcessId());
         CHECK(strstr((const char *)who.payload, want) != NULL);
-        say("ph_client_caller: %s", (const char *)who.payload);
+        ht_say("ph_client_caller: %s", (const char *)who.payload);
         ph_reply_free(&who);
     }
     CHECK_EQ(ph_request_reply(p.kept, "you", 3), PH_OK);
@@ -1002,7 +899,7 @@ static void hub_serving(void)
         CHECK_EQ(ph_client_caller(prov, caller_id, WAIT_MS, &who),
                  PH_EFORBIDDEN);
     }
-    say("after the answer sys.client is FORBIDDEN");
+    ht_say("after the answer sys.client is FORBIDDEN");
 
     /* Unregistered: NO_ROUTE, and the route went down. */
     CHECK_EQ(ph_client_unregister(prov, "calc.*", WAIT_MS), PH_OK);
@@ -1012,7 +909,7 @@ static void hub_serving(void)
     ph_reply_free(&r);
     CHECK_EQ(pump(caller, NULL, &events.n, 2), 0);
     CHECK_STR(events.topic[1], "sys.route.down");
-    say("after unregister: NO_ROUTE, and sys.route.down was published");
+    ht_say("after unregister: NO_ROUTE, and sys.route.down was published");
 
     /* A provider that closes with a request unanswered: the caller gets
      * UNAVAILABLE from the hub, and close frees the handle. */
@@ -1034,9 +931,9 @@ static void hub_serving(void)
     CHECK_EQ(pump(caller, NULL, &rec.calls, 1), 0);
     CHECK_EQ(rec.kind, PH_ERROR);
     CHECK_EQ(rec.status, PH_EUNAVAIL);
-    say("provider closed with a request kept: the caller got UNAVAILABLE");
+    ht_say("provider closed with a request kept: the caller got UNAVAILABLE");
     ph_client_close(caller);
-    daemon_kill(&d);
+    ht_daemon_stop(d);
 }
 
 static void hub_exclusive(void)
@@ -1045,7 +942,7 @@ static void hub_exclusive(void)
     static seen acquired;
     ph_client *a = NULL, *b = NULL, *caller = NULL;
     ph_reply r;
-    daemon d;
+    ht_daemon *d;
 
     memset(&p1, 0, sizeof p1);
     memset(&p2, 0, sizeof p2);
@@ -1053,10 +950,10 @@ static void hub_exclusive(void)
     p1.mode = p2.mode = ANSWER_NOW;
     p1.reply = "one";
     p2.reply = "two";
-    CHECK_EQ(daemon_start(&d, "exclusive"), 0);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &a), PH_OK);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &b), PH_OK);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &caller), PH_OK);
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &a), PH_OK);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &b), PH_OK);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &caller), PH_OK);
     CHECK_EQ(ph_client_register(a, "lock", PH_REGISTER_EXCLUSIVE, on_request,
                                 &p1, WAIT_MS, NULL),
              PH_OK);
@@ -1099,12 +996,12 @@ static void hub_exclusive(void)
         CHECK_EQ(p2.n, 1);
         CHECK_EQ(p1.n, 1);
     }
-    say("exclusive: shared refused, the second waited, got "
-        "sys.route.acquired and then the requests");
+    ht_say("exclusive: shared refused, the second waited, got "
+           "sys.route.acquired and then the requests");
     ph_client_close(a);
     ph_client_close(b);
     ph_client_close(caller);
-    daemon_kill(&d);
+    ht_daemon_stop(d);
 }
 
 /* Many requests kept by the handler, then answered by four threads at
@@ -1184,15 +1081,15 @@ static void hub_replies_from_threads(void)
     replier rep[REPLY_THREADS];
     HANDLE threads[REPLY_THREADS];
     ph_client *prov = NULL, *caller = NULL;
-    daemon d;
+    ht_daemon *d;
     int i, ok = 0;
 
     memset(&k, 0, sizeof k);
     memset(recs, 0, sizeof recs);
     g_echoes = 0;
-    CHECK_EQ(daemon_start(&d, "threads"), 0);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &prov), PH_OK);
-    CHECK_EQ(ph_client_connect(d.pipe, WAIT_MS, &caller), PH_OK);
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &prov), PH_OK);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &caller), PH_OK);
     CHECK_EQ(ph_client_register(prov, "many", PH_REGISTER_SHARED,
                                 keep_request, &k, WAIT_MS, NULL),
              PH_OK);
@@ -1225,11 +1122,12 @@ static void hub_replies_from_threads(void)
         ok += recs[i].ok;
     }
     CHECK_EQ(ok, THREADED_REQUESTS);
-    say("%d requests answered by %d threads at once while polled: each "
-        "caller got its own payload back", THREADED_REQUESTS, REPLY_THREADS);
+    ht_say("%d requests answered by %d threads at once while polled: each "
+           "caller got its own payload back",
+           THREADED_REQUESTS, REPLY_THREADS);
     ph_client_close(prov);
     ph_client_close(caller);
-    daemon_kill(&d);
+    ht_daemon_stop(d);
 }
 
 /* ---- leaks -------------------------------------------------------------- */
@@ -1329,13 +1227,13 @@ static void hub_no_leaks(void)
 {
     size_t blocks0, bytes0, blocks1, bytes1;
     DWORD handles0, handles1;
-    daemon d;
+    ht_daemon *d;
     int i;
 
-    CHECK_EQ(daemon_start(&d, "leaks"), 0);
+    CHECK_DAEMON_INI(NULL, d);
     /* Warm up: Wine and the C runtime allocate some things on first use. */
     for (i = 0; i < LEAK_WARMUP; i++)
-        CHECK_EQ(one_cycle(d.pipe, i), 0);
+        CHECK_EQ(one_cycle(d->pipe, i), 0);
     heap_usage(&blocks0, &bytes0);
     handles0 = handle_count();
     /* The instruments see a leak of the size looked for, or the check
@@ -1359,69 +1257,33 @@ static void hub_no_leaks(void)
     heap_usage(&blocks0, &bytes0);
     handles0 = handle_count();
     for (i = LEAK_WARMUP; i < LEAK_WARMUP + LEAK_CYCLES; i++)
-        CHECK_EQ(one_cycle(d.pipe, i), 0);
+        CHECK_EQ(one_cycle(d->pipe, i), 0);
     heap_usage(&blocks1, &bytes1);
     handles1 = handle_count();
-    say("%d cycles: handles %lu -> %lu, heap blocks %lu -> %lu, bytes %lu -> "
-        "%lu", LEAK_CYCLES, (unsigned long)handles0, (unsigned long)handles1,
+    ht_say(
+        "%d cycles: handles %lu -> %lu, heap blocks %lu -> %lu, bytes %lu -> "
+        "%lu",
+        LEAK_CYCLES, (unsigned long)handles0, (unsigned long)handles1,
         (unsigned long)blocks0, (unsigned long)blocks1, (unsigned long)bytes0,
         (unsigned long)bytes1);
     CHECK(handles1 <= handles0 + 2);
     CHECK(blocks1 <= blocks0 + LEAK_BLOCKS_SLACK);
     CHECK(bytes1 <= bytes0 + 64 * 1024);
-    daemon_kill(&d);
+    ht_daemon_stop(d);
 }
 
-static const struct {
-    const char *name;
-    void (*fn)(void);
-} cases[] = {
-    {"fake_event_fanout", fake_event_fanout},
-    {"fake_requests", fake_requests},
-    {"fake_publish_and_refusals", fake_publish_and_refusals},
-    {"hub_pubsub", hub_pubsub},
-    {"hub_serving", hub_serving},
-    {"hub_exclusive", hub_exclusive},
-    {"hub_replies_from_threads", hub_replies_from_threads},
-    {"hub_no_leaks", hub_no_leaks},
+static const ht_case cases[] = {
+    HT_CASE("fake_event_fanout", fake_event_fanout),
+    HT_CASE("fake_requests", fake_requests),
+    HT_CASE("fake_publish_and_refusals", fake_publish_and_refusals),
+    HT_CASE("hub_pubsub", hub_pubsub),
+    HT_CASE("hub_serving", hub_serving),
+    HT_CASE("hub_exclusive", hub_exclusive),
+    HT_CASE("hub_replies_from_threads", hub_replies_from_threads),
+    HT_CASE("hub_no_leaks", hub_no_leaks),
 };
 
 int main(int argc, char **argv)
 {
-    JOBOBJECT_EXTENDED_LIMIT_INFORMATION lim;
-    size_t k;
-    int i;
-
-    if (argc < 2 || ph_dos_path(argv[1], g_daemon_exe, sizeof g_daemon_exe)) {
-        fprintf(stderr, "usage: test_client_hub PATH_TO_PIPEHUBD_EXE "
-                "[CASE...]\n");
-        return 2;
-    }
-    g_job = CreateJobObjectA(NULL, NULL);
-    if (g_job) {
-        memset(&lim, 0, sizeof lim);
-        lim.BasicLimitInformation.LimitFlags =
-            JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
-        SetInformationJobObject(g_job, JobObjectExtendedLimitInformation, &lim,
-                                sizeof lim);
-    }
-    for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        int wanted = argc == 2;
-        for (i = 2; i < argc; i++)
-            wanted |= strcmp(argv[i], cases[k].name) == 0;
-        if (!wanted)
-            continue;
-        ph__cur_failed = 0;
-        printf("- %s\n", cases[k].name);
-        fflush(stdout);
-        cases[k].fn();
-        if (ph__cur_failed > 0) {
-            ph__failed++;
-            printf("  FAILED: %s\n", cases[k].name);
-        } else {
-            ph__passed++;
-        }
-        fflush(stdout);
-    }
-    return ph_test_summary();
+    return ht_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

@@ -23,12 +23,7 @@
  * when every check passed. Every wait is bounded. */
 #include <windows.h>
 
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "err.h"
+#include "hubtest.h"
 #include "pipehub.h"
 
 #define CALL_TIMEOUT_MS 10000u
@@ -54,10 +49,10 @@ static void fail(const char *what, const char *detail)
 
 static int wait_for_file(const char *path, DWORD limit_ms)
 {
-    ULONGLONG deadline = GetTickCount64() + limit_ms;
+    uint64_t deadline = ht_ms_now() + limit_ms;
 
     while (GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES) {
-        if (GetTickCount64() >= deadline)
+        if (ht_ms_left(deadline) == 0)
             return -1;
         Sleep(50);
     }
@@ -76,9 +71,7 @@ static int echo_back(ph_client *c, const uint8_t *payload, size_t len,
     if (err != PH_OK)
         snprintf(why, why_cap, "call failed: %s", ph_strerror(err));
     else if (r.kind != PH_REPLY)
-        snprintf(why, why_cap, "ERROR %s: %s",
-                 ph_err_name((ph_err)r.status) ? ph_err_name((ph_err)r.status)
-                                               : "?",
+        snprintf(why, why_cap, "ERROR %s: %s", ht_err_name(r.status),
                  (const char *)r.payload);
     else if (r.payload_len != len || memcmp(r.payload, payload, len) != 0)
         snprintf(why, why_cap, "reply of %lu bytes, expected the same %lu",
@@ -121,9 +114,9 @@ static int hold_reload(const char *pipe, const char *signal_file)
         fail("after the reload: 8000-byte echo on the held connection",
              ph_strerror(err));
     } else if (r.kind != PH_ERROR || r.status != PH_ETOOBIG) {
-        snprintf(why, sizeof why, "got kind %u status %lu, wanted ERROR "
-                                  "TOO_LARGE", (unsigned)r.kind,
-                 (unsigned long)r.status);
+        snprintf(why, sizeof why, "got kind %u status %lu (%s), wanted "
+                 "ERROR TOO_LARGE", (unsigned)r.kind, (unsigned long)r.status,
+                 ht_err_name(r.status));
         fail("after the reload: 8000-byte echo on the held connection", why);
     } else {
         ok("after the reload: the same connection gets TOO_LARGE for 8000 "
