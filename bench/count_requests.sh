@@ -32,24 +32,14 @@
 # for `pipehubd run`, e.g. "--threads 1").
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=$(cd "${1:-$root/build/mingw}" 2>/dev/null && pwd) || {
-    echo "count_requests.sh: no build directory ${1:-$root/build/mingw}" >&2
-    exit 2
-}
-export WINEPREFIX=${PH_BENCH_PREFIX:-$root/build/wineprefix-bench}
-export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
-PIPEHUBD=$build/pipehubd.exe
-PIPEHUB=$build/pipehub.exe
-# pipehubd's settings for benchmarks (bench/bench.ini), as a Windows path
-# (Wine's drive Z: is the Unix root).
-CONFIG="Z:$(printf '%s' "$root/bench/bench.ini" | tr / '\\')"
-BASELINE=$build/baseline.exe
-if [ ! -f "$BASELINE" ] || [ "$root/bench/baseline.c" -nt "$BASELINE" ]; then
-    x86_64-w64-mingw32-gcc -std=c11 -O2 -Wall -Wextra -Werror \
-        -Wstrict-prototypes -Wshadow -static -DWIN32_LEAN_AND_MEAN \
-        -D_WIN32_WINNT=0x0602 -o "$BASELINE" "$root/bench/baseline.c"
-fi
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+root=$BENCH_ROOT
+bench_build_dir "${1:-$root/build/mingw}"
+bench_wine_env "${PH_BENCH_PREFIX:-$root/build/wineprefix-bench}"
+# pipehubd's settings for benchmarks (bench/bench.ini), as a Windows path.
+CONFIG=$(bench_winpath "$root/bench/bench.ini")
+bench_baseline
 
 # The loads, each run short and long: "label|units short|units long|bench
 # arguments with N where the count goes".
@@ -68,20 +58,8 @@ LOADS_HUB=(
     "fan-out event published to 50 subscribers|5120|30720|fanout -n N"
 )
 
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -KILL "$server_pid" 2>/dev/null || true
-    fi
-    wineserver -k 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-if [ ! -f "$WINEPREFIX/system.reg" ]; then
-    wineboot -i >/dev/null 2>&1
-fi
+bench_work_dir
+bench_wine_prefix
 # A fresh wineserver, so that its stderr is our trace file.
 wineserver -k 2>/dev/null || true
 wineserver -w 2>/dev/null || true
@@ -121,7 +99,7 @@ bench() { # pipe raw args...
 }
 
 measure() { # name
-    local name=$1 pipe raw load n args
+    local name=$1 pipe raw load n args upid
     pipe=ph-count-$name-$$
     LOADS=("${LOADS_ALL[@]}")
     if [ "$name" = baseline ]; then
@@ -149,14 +127,12 @@ measure() { # name
             marks="$marks $(lines)" units="$units $n"
         done
     done
-    kill -INT "$server_pid" 2>/dev/null || true
-    sleep 0.5
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
+    upid=$server_pid
+    bench_stop_server
     # Segment k of the trace runs from mark k to mark k+1; segments 2i-1 and
     # 2i are the short and long run of load i. A "client" is any process
     # whose first thread started inside the segment: the bench run.
-    awk -v upid="$server_pid" -v marks="$marks" -v units="$units" \
+    awk -v upid="$upid" -v marks="$marks" -v units="$units" \
         -v name="$name" -v labels="$(printf '%s\n' "${LOADS[@]}" | cut -d'|' -f1 | paste -sd'|')" '
     BEGIN { nm = split(marks, m, " "); split(units, u, " "); nl = split(labels, lab, "|"); srv = "" }
     function seg(   k) { for (k = nm; k >= 1; k--) if (NR > m[k]) return k; return 0 }
@@ -206,7 +182,6 @@ measure() { # name
     sort -t'|' -k1,1n -k2,2gr "$work/$name.breakdown" |
         awk -F'|' -v name="$name" '{ printf "%s:   per %s: %6.2f %s\n", name,
             $4, $2, $3 }'
-    server_pid=
 }
 
 measure pipehubd

@@ -136,6 +136,18 @@ static double ticks_to_s(const bench *b, LONGLONG t)
     return (double)t / (double)b->freq.QuadPart;
 }
 
+static uint64_t ticks_to_us(const bench *b, LONGLONG t)
+{
+    return (uint64_t)(t * 1000000 / b->freq.QuadPart);
+}
+
+/* The timed part starts now; without -n it ends -d seconds later. */
+static void clock_start(bench *b)
+{
+    b->start = now_ticks();
+    b->end = b->start + (LONGLONG)b->seconds * b->freq.QuadPart;
+}
+
 static int samples_add(samples *s, uint64_t us)
 {
     if (s->n == s->cap) {
@@ -177,6 +189,20 @@ static void print_head(const bench *b)
     printf("bench mode=%s proto=%s clients=%u size=%u%s", b->name,
            b->raw ? "raw" : "framed", (unsigned)b->clients, (unsigned)b->size,
            b->extra);
+}
+
+/* Append a frame to b: 0, or -1 (out of memory). */
+static int put_frame(ph_buf *b, uint8_t kind, const char *route, uint32_t id,
+                     const void *payload, size_t len)
+{
+    const ph_frame f = {.kind = kind,
+                        .route_len = route ? (uint8_t)strlen(route) : 0,
+                        .id = id,
+                        .route = route,
+                        .payload = payload,
+                        .payload_len = (uint32_t)len};
+
+    return ph_frame_append(b, &f) == PH_OK ? 0 : -1;
 }
 
 static int bfail(bconn *c, const char *fmt, ...)
@@ -376,6 +402,26 @@ static uint32_t frame_rest(const bconn *c)
     return c->dec.have >= 4 ? c->dec.frame_len - c->dec.have : 0;
 }
 
+/* The next whole frame in c->in[*off..n), the n bytes a read just brought:
+ * 1 and *f, 0 when the rest is part of a frame (which the decoder keeps),
+ * -1 when the stream is broken ("bad <what> stream"). */
+static int next_frame_in(bconn *c, DWORD n, size_t *off, ph_frame *f,
+                         const char *what)
+{
+    size_t used;
+    ph_err err;
+
+    if (*off >= n)
+        return 0;
+    err = ph_decoder_next(&c->dec, c->in + *off, n - *off, &used, f);
+    if (err == PH_EAGAIN)
+        return 0;
+    if (err != PH_OK)
+        return bfail(c, "bad %s stream: %s", what, ph_strerror(err));
+    *off += used;
+    return 1;
+}
+
 /* One round trip of size raw bytes: write them, read them back. */
 static int raw_echo(bench *b, bconn *c)
 {
@@ -463,8 +509,7 @@ static DWORD WINAPI rt_main(LPVOID arg)
         if (b->count == 0 && t1 > b->end)
             break;
         w->trips++;
-        samples_add(&w->lat,
-                    (uint64_t)((t1 - t0) * 1000000 / b->freq.QuadPart));
+        samples_add(&w->lat, ticks_to_us(b, t1 - t0));
         if (b->count != 0 && w->trips == b->count)
             break;
     }
@@ -501,8 +546,7 @@ static int bench_roundtrips(bench *b)
         }
         started++;
     }
-    b->start = now_ticks();
-    b->end = b->start + (LONGLONG)b->seconds * b->freq.QuadPart;
+    clock_start(b);
     SetEvent(b->go);
     for (i = 0; i < started; i++) {
         WaitForSingleObject(w[i].thread, INFINITE);
@@ -548,32 +592,34 @@ done:
 
 /* ---- pipelined: a window of messages, --pack of them per WriteFile ---- */
 
+/* What a pipelined run has done so far. */
+typedef struct pipe_counts {
+    uint64_t sent, got; /* messages: written, and whole replies read */
+    uint64_t bytes;     /* read */
+    uint64_t writes, reads;
+} pipe_counts;
+
 /* Replies received: whole messages so far. */
-static int pipeline_consume(bench *b, bconn *c, DWORD n, uint64_t *bytes,
-                            uint64_t *msgs)
+static int pipeline_consume(bench *b, bconn *c, DWORD n, pipe_counts *k)
 {
-    size_t off = 0, used;
+    size_t off = 0;
     ph_frame f;
-    ph_err err;
+    int r;
 
     if (b->raw) {
-        *bytes += n;
-        *msgs = *bytes / b->size;
+        k->bytes += n;
+        k->got = k->bytes / b->size;
         return 0;
     }
-    while (off < n) {
-        err = ph_decoder_next(&c->dec, c->in + off, n - off, &used, &f);
-        if (err == PH_EAGAIN)
-            break;
-        if (err != PH_OK)
-            return bfail(c, "bad reply stream: %s", ph_strerror(err));
-        off += used;
+    while ((r = next_frame_in(c, n, &off, &f, "reply")) > 0) {
         if (f.kind != PH_REPLY || f.payload_len != b->size)
             return bfail(c, "wrong reply (kind %u, %u bytes)", (unsigned)f.kind,
                          (unsigned)f.payload_len);
-        (*msgs)++;
+        k->got++;
     }
-    *bytes += n;
+    if (r < 0)
+        return -1;
+    k->bytes += n;
     return 0;
 }
 
@@ -589,100 +635,89 @@ static uint32_t pipeline_rest(const bench *b, const bconn *c, uint64_t bytes)
     return part ? b->size - part : 0;
 }
 
-static int bench_pipeline(bench *b)
+/* A read of n bytes is done: take the replies, and size the next read. */
+static int pipeline_read(bench *b, bconn *c, DWORD n, pipe_counts *k)
 {
-    bconn c;
-    ph_buf chunk = {0};
-    size_t one;
-    uint64_t sent = 0, got = 0, bytes = 0, writes = 0, reads = 0;
+    k->reads++;
+    if (pipeline_consume(b, c, n, k) < 0)
+        return -1;
+    return raw_resize(c, n, pipeline_rest(b, c, k->bytes));
+}
+
+/* The window of messages on one raw connection: 0, or -1 with c->why. */
+static int pipeline_run(bench *b, bconn *c, const ph_buf *chunk)
+{
+    size_t one = chunk->len / b->pack;
+    pipe_counts k = {0, 0, 0, 0, 0};
     uint32_t next_id = 1, i;
-    LONGLONG t;
     double secs;
-    int stopping = 0, r, rc = EXIT_NO_ANSWER;
+    int stopping = 0, progress, r;
     DWORD n = 0;
 
-    if (bconn_open(b, 0, &c) < 0)
-        goto fail;
-    /* The chunk: pack messages, written again and again (framed: with fresh
-     * ids each time). */
-    for (i = 0; i < b->pack; i++) {
-        ph_frame f;
-
-        memset(&f, 0, sizeof f);
-        f.kind = PH_REQUEST;
-        f.route = BENCH_ROUTE;
-        f.route_len = BENCH_ROUTE_LEN;
-        f.payload = b->msg;
-        f.payload_len = b->size;
-        if ((b->raw ? ph_buf_append(&chunk, b->msg, b->size)
-                    : ph_frame_append(&chunk, &f)) != PH_OK) {
-            bfail(&c, "out of memory");
-            goto fail;
-        }
-    }
-    one = chunk.len / b->pack;
-    b->start = now_ticks();
-    b->end = b->start + (LONGLONG)b->seconds * b->freq.QuadPart;
+    clock_start(b);
     for (;;) {
-        int progress = 0;
-
-        if (!stopping && ((b->count && sent >= b->count) ||
+        if (!stopping && ((b->count && k.sent >= b->count) ||
                           (!b->count && now_ticks() >= b->end)))
             stopping = 1;
-        r = raw_reap(&c, &n);
-        if (r < 0)
-            goto fail;
-        if (r == 1) {
-            reads++;
-            if (pipeline_consume(b, &c, n, &bytes, &got) < 0 ||
-                raw_resize(&c, n, pipeline_rest(b, &c, bytes)) < 0)
-                goto fail;
-            progress = 1;
-        } else if (r == 2) {
-            progress = 1;
-        }
-        if (!c.writing && !stopping && sent - got + b->pack <= b->window) {
+        /* A read or a write done. */
+        if ((r = raw_reap(c, &n)) < 0 ||
+            (r == 1 && pipeline_read(b, c, n, &k) < 0))
+            return -1;
+        progress = r > 0;
+        if (!c->writing && !stopping && k.sent - k.got + b->pack <= b->window) {
             if (!b->raw)
                 for (i = 0; i < b->pack; i++)
-                    ph_put_u32le(chunk.data + i * one + 8, next_id++);
-            if ((r = raw_write(&c, chunk.data, (DWORD)chunk.len)) < 0)
-                goto fail;
-            sent += b->pack;
-            writes++;
+                    ph_put_u32le(chunk->data + i * one + 8, next_id++);
+            if (raw_write(c, chunk->data, (DWORD)chunk->len) < 0)
+                return -1;
+            k.sent += b->pack;
+            k.writes++;
             progress = 1;
         }
-        if (!c.reading && got < sent) {
-            if ((r = raw_read(&c, &n)) < 0)
-                goto fail;
-            if (r == 1) {
-                reads++;
-                if (pipeline_consume(b, &c, n, &bytes, &got) < 0 ||
-                    raw_resize(&c, n, pipeline_rest(b, &c, bytes)) < 0)
-                    goto fail;
-                progress = 1;
-            }
+        /* A read posted, which may be done at once. */
+        if (!c->reading && k.got < k.sent) {
+            if ((r = raw_read(c, &n)) < 0 ||
+                (r == 1 && pipeline_read(b, c, n, &k) < 0))
+                return -1;
+            progress |= r == 1;
         }
-        if (stopping && got >= sent && !c.writing)
+        if (stopping && k.got >= k.sent && !c->writing)
             break;
-        if (!progress && raw_wait(&c, b->o->timeout_ms) < 0)
-            goto fail;
+        if (!progress && raw_wait(c, b->o->timeout_ms) < 0)
+            return -1;
     }
-    t = now_ticks();
-    secs = ticks_to_s(b, t - b->start);
+    secs = ticks_to_s(b, now_ticks() - b->start);
     print_head(b);
     printf(" pack=%u window=%u msgs=%llu secs=%.3f msgs_per_s=%.0f "
            "writes=%llu reads=%llu\n",
-           (unsigned)b->pack, (unsigned)b->window, (unsigned long long)got,
-           secs, got / secs, (unsigned long long)writes,
-           (unsigned long long)reads);
-    rc = EXIT_OK;
-    goto done;
-fail:
-    fprintf(stderr, "pipehub: bench: %s\n", c.why);
-done:
+           (unsigned)b->pack, (unsigned)b->window, (unsigned long long)k.got,
+           secs, k.got / secs, (unsigned long long)k.writes,
+           (unsigned long long)k.reads);
+    return 0;
+}
+
+static int bench_pipeline(bench *b)
+{
+    ph_buf chunk = {0};
+    bconn c;
+    uint32_t i;
+    int r;
+
+    r = bconn_open(b, 0, &c);
+    /* The chunk: pack messages, written again and again (framed: with fresh
+     * ids each time). */
+    for (i = 0; r == 0 && i < b->pack; i++)
+        if (b->raw ? ph_buf_append(&chunk, b->msg, b->size) != PH_OK
+                   : put_frame(&chunk, PH_REQUEST, BENCH_ROUTE, 0, b->msg,
+                               b->size) < 0)
+            r = bfail(&c, "out of memory");
+    if (r == 0)
+        r = pipeline_run(b, &c, &chunk);
+    if (r < 0)
+        fprintf(stderr, "pipehub: bench: %s\n", c.why);
     bconn_close(&c);
     ph_buf_free(&chunk);
-    return rc;
+    return r < 0 ? EXIT_NO_ANSWER : EXIT_OK;
 }
 
 /* ---- pipelined through the library's asynchronous calls ---- */
@@ -710,7 +745,7 @@ static void async_done(void *ctx, ph_err err, const ph_frame *f)
 
 static int bench_async(bench *b)
 {
-    async_run a;
+    async_run a; /* the calls' context: outlives c, whose close ends them */
     bconn c;
     uint64_t issued = 0, polls = 0;
     double secs;
@@ -722,8 +757,7 @@ static int bench_async(bench *b)
     a.b = b;
     if (bconn_open(b, 1, &c) < 0)
         goto fail;
-    b->start = now_ticks();
-    b->end = b->start + (LONGLONG)b->seconds * b->freq.QuadPart;
+    clock_start(b);
     for (;;) {
         while (!stopping && ph_client_pending(c.lib) < b->window) {
             err = ph_client_call_async(c.lib, b->route, b->msg, b->size,
@@ -776,8 +810,7 @@ static int bench_churn(bench *b)
     bconn c;
     int rc = EXIT_NO_ANSWER;
 
-    b->start = now_ticks();
-    b->end = b->start + (LONGLONG)b->seconds * b->freq.QuadPart;
+    clock_start(b);
     for (;;) {
         t0 = now_ticks();
         if (bconn_open(b, !b->raw, &c) < 0 || echo(b, &c) < 0) {
@@ -789,7 +822,7 @@ static int bench_churn(bench *b)
         bconn_close(&c);
         t1 = now_ticks();
         conns++;
-        samples_add(&lat, (uint64_t)((t1 - t0) * 1000000 / b->freq.QuadPart));
+        samples_add(&lat, ticks_to_us(b, t1 - t0));
         if (b->count ? conns >= b->count : t1 >= b->end)
             break;
     }
@@ -808,6 +841,45 @@ done:
 
 /* ---- idle connections: open, hold, then each must still answer ---- */
 
+/* Makes connection i of an idle run ready to be held: opens it, then one
+ * round trip (idle) or its own subscription (idle-sub). 0, or -1 with
+ * c->why. */
+typedef int (*idle_ready)(bench *b, bconn *c, uint32_t i);
+
+static int idle_echo(bench *b, bconn *c, uint32_t i)
+{
+    (void)i;
+    return bconn_open(b, !b->raw, c) < 0 ? -1 : echo(b, c);
+}
+
+/* Open the -c connections into c, each made ready, say so on the line
+ * bench/run.sh waits for before it reads the server's memory, and hold
+ * them. The seconds the opening took, or -1 when one failed; *opened: the
+ * connections to close. */
+static double idle_open_and_hold(bench *b, bconn *c, idle_ready ready,
+                                 uint32_t *opened)
+{
+    LONGLONG t0 = now_ticks();
+    double open_s;
+    uint32_t i;
+
+    for (i = 0; i < b->clients; i++) {
+        if (ready(b, &c[i], i) < 0) {
+            fprintf(stderr, "pipehub: bench: connection %u: %s\n", (unsigned)i,
+                    c[i].why);
+            *opened = i + 1;
+            return -1;
+        }
+    }
+    *opened = b->clients;
+    open_s = ticks_to_s(b, now_ticks() - t0);
+    print_head(b);
+    printf(" phase=held open_s=%.3f hold_s=%u\n", open_s, (unsigned)b->hold);
+    fflush(stdout);
+    Sleep(b->hold * 1000u);
+    return open_s;
+}
+
 static int bench_idle(bench *b)
 {
     bconn *c = calloc(b->clients, sizeof *c);
@@ -819,22 +891,8 @@ static int bench_idle(bench *b)
 
     if (c == NULL)
         return EXIT_NO_ANSWER;
-    t0 = now_ticks();
-    for (i = 0; i < b->clients; i++) {
-        if (bconn_open(b, !b->raw, &c[i]) < 0 || echo(b, &c[i]) < 0) {
-            fprintf(stderr, "pipehub: bench: connection %u: %s\n", (unsigned)i,
-                    c[i].why);
-            opened = i + 1;
-            goto done;
-        }
-    }
-    opened = b->clients;
-    open_s = ticks_to_s(b, now_ticks() - t0);
-    /* The line bench/run.sh waits for before it reads the server's memory. */
-    print_head(b);
-    printf(" phase=held open_s=%.3f hold_s=%u\n", open_s, (unsigned)b->hold);
-    fflush(stdout);
-    Sleep(b->hold * 1000u);
+    if ((open_s = idle_open_and_hold(b, c, idle_echo, &opened)) < 0)
+        goto done;
     for (i = 0; i < b->clients; i++) {
         t0 = now_ticks();
         if (echo(b, &c[i]) < 0) {
@@ -844,7 +902,7 @@ static int bench_idle(bench *b)
         }
         t1 = now_ticks();
         answered++;
-        samples_add(&lat, (uint64_t)((t1 - t0) * 1000000 / b->freq.QuadPart));
+        samples_add(&lat, ticks_to_us(b, t1 - t0));
     }
     print_head(b);
     printf(" phase=checked held=%u answered=%u open_s=%.3f retries=%ld",
@@ -883,21 +941,6 @@ done:
 #define BENCH_NONREAD_CHUNK (32u * 1024u)
 
 /* ---- frames over raw handles ---- */
-
-static int put_frame(ph_buf *b, uint8_t kind, const char *route, uint32_t id,
-                     const void *payload, size_t len)
-{
-    ph_frame f;
-
-    memset(&f, 0, sizeof f);
-    f.kind = kind;
-    f.id = id;
-    f.route = route;
-    f.route_len = route != NULL ? (uint8_t)strlen(route) : 0;
-    f.payload = payload;
-    f.payload_len = (uint32_t)len;
-    return ph_frame_append(b, &f) == PH_OK ? 0 : -1;
-}
 
 static uint64_t get_u64le(const uint8_t *p)
 {
@@ -1054,17 +1097,11 @@ static void provider_lib_request(void *ctx, ph_request *req, const char *route,
 static int provider_echo(provider *p, DWORD n, ph_buf *out)
 {
     bconn *c = &p->conn;
-    size_t off = 0, used;
+    size_t off = 0;
     ph_frame f;
-    ph_err err;
+    int r;
 
-    while (off < n) {
-        err = ph_decoder_next(&c->dec, c->in + off, n - off, &used, &f);
-        if (err == PH_EAGAIN)
-            break;
-        if (err != PH_OK)
-            return bfail(c, "bad request stream: %s", ph_strerror(err));
-        off += used;
+    while ((r = next_frame_in(c, n, &off, &f, "request")) > 0) {
         if (f.kind != PH_REQUEST)
             continue;
         if (put_frame(out, PH_REPLY, NULL, f.id, f.payload, f.payload_len) <
@@ -1072,7 +1109,7 @@ static int provider_echo(provider *p, DWORD n, ph_buf *out)
             return bfail(c, "out of memory");
         p->served++;
     }
-    return 0;
+    return r;
 }
 
 /* A provider on a raw handle: every read's requests answered in one write,
@@ -1264,17 +1301,11 @@ static int fan_consume(const bench *b, fan_sub *s, DWORD n)
 {
     bconn *c = &s->conn;
     LONG64 got = s->events;
-    size_t off = 0, used;
+    size_t off = 0;
     ph_frame f;
-    ph_err err;
+    int r;
 
-    while (off < n) {
-        err = ph_decoder_next(&c->dec, c->in + off, n - off, &used, &f);
-        if (err == PH_EAGAIN)
-            break;
-        if (err != PH_OK)
-            return bfail(c, "bad event stream: %s", ph_strerror(err));
-        off += used;
+    while ((r = next_frame_in(c, n, &off, &f, "event")) > 0) {
         if (f.kind == PH_ERROR)
             return bfail(c, "error %u from the hub: %.*s", (unsigned)f.status,
                          (int)(f.payload_len > 120 ? 120 : f.payload_len),
@@ -1290,6 +1321,8 @@ static int fan_consume(const bench *b, fan_sub *s, DWORD n)
                              : 0ull);
         got++;
     }
+    if (r < 0)
+        return -1;
     s->events = got;
     return 0;
 }
@@ -1481,8 +1514,7 @@ static int bench_fanout(bench *b)
             goto fail;
         }
     }
-    b->start = now_ticks();
-    b->end = b->start + (LONGLONG)b->seconds * b->freq.QuadPart;
+    clock_start(b);
     for (;;) {
         if (b->count ? published >= b->count : now_ticks() >= b->end)
             break;
@@ -1551,10 +1583,22 @@ done:
 
 /* ---- idle connections, each with one subscription ---- */
 
+/* The topic of idle-sub's connection i. */
 static void idle_topic(char *out, size_t cap, uint32_t i)
 {
     snprintf(out, cap, "bench.idle.%lu.%u",
              (unsigned long)GetCurrentProcessId(), (unsigned)i);
+}
+
+static int idle_subscribe(bench *b, bconn *c, uint32_t i)
+{
+    char topic[64];
+
+    idle_topic(topic, sizeof topic, i);
+    if (bconn_open(b, 0, c) < 0)
+        return -1;
+    return raw_call(c, "sys.subscribe", topic, strlen(topic),
+                    b->o->timeout_ms, NULL, 0);
 }
 
 static int bench_idle_sub(bench *b)
@@ -1563,33 +1607,15 @@ static int bench_idle_sub(bench *b)
     ph_buf events = {0};
     char topic[64];
     uint32_t i, opened = 0, answered = 0;
-    LONGLONG t0;
-    double open_s = 0;
+    double open_s;
     ph_frame f;
     int rc = EXIT_NO_ANSWER;
 
     memset(&pub, 0, sizeof pub);
     if (c == NULL)
         return EXIT_NO_ANSWER;
-    t0 = now_ticks();
-    for (i = 0; i < b->clients; i++) {
-        idle_topic(topic, sizeof topic, i);
-        if (bconn_open(b, 0, &c[i]) < 0 ||
-            raw_call(&c[i], "sys.subscribe", topic, strlen(topic),
-                     b->o->timeout_ms, NULL, 0) < 0) {
-            fprintf(stderr, "pipehub: bench: connection %u: %s\n", (unsigned)i,
-                    c[i].why);
-            opened = i + 1;
-            goto done;
-        }
-    }
-    opened = b->clients;
-    open_s = ticks_to_s(b, now_ticks() - t0);
-    /* The line bench/run.sh waits for before it reads the server's memory. */
-    print_head(b);
-    printf(" phase=held open_s=%.3f hold_s=%u\n", open_s, (unsigned)b->hold);
-    fflush(stdout);
-    Sleep(b->hold * 1000u);
+    if ((open_s = idle_open_and_hold(b, c, idle_subscribe, &opened)) < 0)
+        goto done;
     /* Each subscription must still deliver: one event to every topic, all
      * in one write from a new connection. */
     for (i = 0; i < b->clients; i++) {
@@ -1658,7 +1684,7 @@ static void abuse_failed(abuse_run *a, const char *why)
  * failed write tells. */
 static int abuse_closed(bconn *c, int reads, abuse_run *a)
 {
-    size_t off, used;
+    size_t off;
     ph_frame f;
     DWORD n = 0;
     int r;
@@ -1680,13 +1706,10 @@ static int abuse_closed(bconn *c, int reads, abuse_run *a)
         } else if (r == 0) {
             return 0;
         }
-        for (off = 0; off < n; off += used) {
-            if (ph_decoder_next(&c->dec, c->in + off, n - off, &used, &f) !=
-                PH_OK)
-                break;
+        off = 0;
+        while (next_frame_in(c, n, &off, &f, "server") > 0)
             if (f.kind == PH_ERROR && f.status == PH_ETIMEDOUT)
                 a->timeout_errors++;
-        }
         if (n == 0)
             return 0;
     }
@@ -1799,30 +1822,24 @@ static void abuse_cycle(bench *b, abuse_run *a)
         left = 0;
         for (i = 0; i < open; i++) {
             bconn *x = &c[i];
+            int closed;
+
             if (since[i] == 0)
                 continue;
-            if (abuse_closed(x, reads, a)) {
-                a->dropped++;
-                samples_add(&a->drop_ms, now - since[i]);
-                since[i] = 0;
+            /* Closed, or it keeps misbehaving and a write fails: closed. */
+            closed = abuse_closed(x, reads, a) ||
+                     (b->kind == ABUSE_NONREADER &&
+                      nonreader_write(x, chunk, chunk_len) < 0) ||
+                     (b->kind == ABUSE_SLOWLORIS && now >= next_byte &&
+                      slow_at < slow.len && !x->writing &&
+                      raw_write(x, slow.data + slow_at, 1) < 0);
+            if (!closed) {
+                left++;
                 continue;
             }
-            left++;
-            /* Keep misbehaving. */
-            if (b->kind == ABUSE_NONREADER && nonreader_write(x, chunk,
-                                                              chunk_len) < 0) {
-                a->dropped++; /* the write failed: closed */
-                samples_add(&a->drop_ms, now - since[i]);
-                since[i] = 0;
-                left--;
-            } else if (b->kind == ABUSE_SLOWLORIS && now >= next_byte &&
-                       slow_at < slow.len && !x->writing &&
-                       raw_write(x, slow.data + slow_at, 1) < 0) {
-                a->dropped++;
-                samples_add(&a->drop_ms, now - since[i]);
-                since[i] = 0;
-                left--;
-            }
+            a->dropped++;
+            samples_add(&a->drop_ms, now - since[i]);
+            since[i] = 0;
         }
         if (b->kind == ABUSE_SLOWLORIS && now >= next_byte) {
             next_byte = now + BENCH_SLOW_BYTE_MS;
@@ -1891,8 +1908,7 @@ static int bench_abuse(bench *b)
 
     memset(&a, 0, sizeof a);
     snprintf(b->extra, sizeof b->extra, " kind=%s", abuse_names[b->kind]);
-    b->start = now_ticks();
-    b->end = b->start + (LONGLONG)b->seconds * b->freq.QuadPart;
+    clock_start(b);
     do {
         if (b->kind == ABUSE_CONNECT_CLOSE)
             abuse_connect_close(b, &a);
@@ -1946,19 +1962,25 @@ int ph_cli_bench(const cli *o, int argc, char **argv)
     static const struct {
         const char *name;
         bench_mode mode;
+        int (*run)(bench *b);
     } modes[] = {
-        {"pingpong", BENCH_PINGPONG}, {"clients", BENCH_PINGPONG},
-        {"big", BENCH_PINGPONG},      {"pipeline", BENCH_PIPELINE},
-        {"async", BENCH_ASYNC},       {"churn", BENCH_CHURN},
-        {"idle", BENCH_IDLE},         {"routed", BENCH_ROUTED},
-        {"routed-async", BENCH_ROUTED_ASYNC},
-        {"fanout", BENCH_FANOUT},     {"idle-sub", BENCH_IDLE_SUB},
-        {"abuse", BENCH_ABUSE},
+        {"pingpong", BENCH_PINGPONG, bench_roundtrips},
+        {"clients", BENCH_PINGPONG, bench_roundtrips},
+        {"big", BENCH_PINGPONG, bench_roundtrips},
+        {"pipeline", BENCH_PIPELINE, bench_pipeline},
+        {"async", BENCH_ASYNC, bench_async},
+        {"churn", BENCH_CHURN, bench_churn},
+        {"idle", BENCH_IDLE, bench_idle},
+        {"routed", BENCH_ROUTED, bench_routed},
+        {"routed-async", BENCH_ROUTED_ASYNC, bench_routed},
+        {"fanout", BENCH_FANOUT, bench_fanout},
+        {"idle-sub", BENCH_IDLE_SUB, bench_idle_sub},
+        {"abuse", BENCH_ABUSE, bench_abuse},
     };
     /* -c for abuse, per kind: connections per cycle. */
     static const uint32_t abuse_clients[] = {100, 10, 5, 5, 1000};
     bench b;
-    size_t k;
+    size_t m, k;
     int i, r, rc;
     uint32_t clients = 0, size = 0, pack = 0, window = 0;
 
@@ -1966,14 +1988,14 @@ int ph_cli_bench(const cli *o, int argc, char **argv)
         return ph_cli_usage_error("%s", "bench needs a MODE");
     memset(&b, 0, sizeof b);
     b.o = o;
-    for (k = 0; k < sizeof modes / sizeof modes[0]; k++) {
-        if (strcmp(argv[0], modes[k].name) == 0)
+    for (m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        if (strcmp(argv[0], modes[m].name) == 0)
             break;
     }
-    if (k == sizeof modes / sizeof modes[0])
+    if (m == sizeof modes / sizeof modes[0])
         return ph_cli_usage_error("unknown bench mode '%s'", argv[0]);
-    b.mode = modes[k].mode;
-    b.name = modes[k].name;
+    b.mode = modes[m].mode;
+    b.name = modes[m].name;
     b.seconds = BENCH_SECONDS_DEFAULT;
     b.hold = BENCH_HOLD_DEFAULT;
     b.route = BENCH_ROUTE;
@@ -2058,36 +2080,7 @@ int ph_cli_bench(const cli *o, int argc, char **argv)
     }
     for (k = 0; k < b.size; k++)
         b.msg[k] = (uint8_t)('a' + k % 26);
-    switch (b.mode) {
-    case BENCH_PINGPONG:
-        rc = bench_roundtrips(&b);
-        break;
-    case BENCH_PIPELINE:
-        rc = bench_pipeline(&b);
-        break;
-    case BENCH_ASYNC:
-        rc = bench_async(&b);
-        break;
-    case BENCH_CHURN:
-        rc = bench_churn(&b);
-        break;
-    case BENCH_ROUTED:
-    case BENCH_ROUTED_ASYNC:
-        rc = bench_routed(&b);
-        break;
-    case BENCH_FANOUT:
-        rc = bench_fanout(&b);
-        break;
-    case BENCH_IDLE_SUB:
-        rc = bench_idle_sub(&b);
-        break;
-    case BENCH_ABUSE:
-        rc = bench_abuse(&b);
-        break;
-    default:
-        rc = bench_idle(&b);
-        break;
-    }
+    rc = modes[m].run(&b);
     fflush(stdout);
     CloseHandle(b.go);
     free(b.msg);

@@ -31,56 +31,23 @@
 # about 6).
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-if [ $# -eq 0 ]; then
-    # The README's one command: install what is missing and build first.
-    (source "$root/scripts/common.sh" && ph_deps run && ph_build_windows) >&2
-fi
-build=$(cd "${1:-$root/build/mingw}" 2>/dev/null && pwd) || {
-    echo "run.sh: no build directory ${1:-$root/build/mingw}" >&2
-    exit 2
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+root=$BENCH_ROOT
+bench_build_dir "${1:-}"
 secs=${PH_BENCH_SECONDS:-2}
 rounds=${PH_BENCH_ROUNDS:-3}
 idle_n=${PH_BENCH_IDLE:-1000}
-export WINEPREFIX=${PH_BENCH_PREFIX:-$root/build/wineprefix-bench}
-export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+bench_wine_env "${PH_BENCH_PREFIX:-$root/build/wineprefix-bench}"
 
-PIPEHUBD=$build/pipehubd.exe
-PIPEHUB=$build/pipehub.exe
-BASELINE=$build/baseline.exe
-# bench/bench.ini as a Windows path (Wine's drive Z: is the Unix root).
-CONFIG="Z:$(printf '%s' "$root/bench/bench.ini" | tr / '\\')"
-for f in "$PIPEHUBD" "$PIPEHUB"; do
-    [ -f "$f" ] || { echo "run.sh: $f is missing: build first" >&2; exit 2; }
-done
+# pipehubd's settings for benchmarks, as a Windows path.
+CONFIG=$(bench_winpath "$root/bench/bench.ini")
+bench_need_programs
 # Until CMake builds it, the baseline is compiled here.
-if [ ! -f "$BASELINE" ] || [ "$root/bench/baseline.c" -nt "$BASELINE" ]; then
-    x86_64-w64-mingw32-gcc -std=c11 -O2 -Wall -Wextra -Werror \
-        -Wstrict-prototypes -Wshadow -static -DWIN32_LEAN_AND_MEAN \
-        -D_WIN32_WINNT=0x0602 -o "$BASELINE" "$root/bench/baseline.c"
-fi
-
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -KILL "$server_pid" 2>/dev/null || true
-    fi
-    wineserver -k 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-if [ ! -f "$WINEPREFIX/system.reg" ]; then
-    echo "run.sh: making the Wine prefix $WINEPREFIX" >&2
-    wineboot -i >/dev/null 2>&1
-    wineserver -w
-fi
-wineserver -p
-# Wine's own helper processes start with the first program; let that happen
-# before anything is timed.
-wine cmd /c exit >/dev/null 2>&1 || true
+bench_baseline
+bench_work_dir
+bench_wine_prefix
+bench_wineserver_start
 
 PIPE_BL=ph-bench-baseline-$$
 PIPE_PH=ph-bench-pipehubd-$$
@@ -109,17 +76,6 @@ start_server() { # target
         tail -5 "$work/$1.log" >&2
         exit 1
     fi
-}
-
-stop_server() {
-    kill -INT "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
 }
 
 # run TARGET KEY ARGS...: one bench run; appends its line to $work/TARGET.KEY
@@ -209,7 +165,7 @@ for r in $(seq 1 "$rounds"); do
         echo "round $r/$rounds: $target" >&2
         start_server "$target"
         workloads "$target"
-        stop_server
+        bench_stop_server
     done
 done
 
@@ -251,12 +207,12 @@ for target in baseline pipehubd; do
     if [ "$target" = pipehubd ]; then
         # A fresh server for the subscriptions, so that neither run's
         # leftovers count in the other's figure.
-        stop_server
+        bench_stop_server
         start_server "$target"
         sleep 0.5
         idle_run "$target" idlesub idle-sub
     fi
-    stop_server
+    bench_stop_server
 done
 t_timed=$(($(date +%s) - t_start))
 wineserver -k

@@ -47,35 +47,17 @@ usage() {
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
 [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] || usage
 minutes=$1
-root=$(cd "$(dirname "$0")/.." && pwd)
-if [ $# -eq 1 ]; then
-    (source "$root/scripts/common.sh" && ph_deps run && ph_build_windows) >&2
-fi
-build=$(cd "${2:-$root/build/mingw}" 2>/dev/null && pwd) || {
-    echo "soak.sh: no build directory ${2:-$root/build/mingw}" >&2
-    exit 2
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+root=$BENCH_ROOT
+bench_build_dir "${2:-}"
 warmup=${PH_SOAK_WARMUP:-45}
 cycle=${PH_SOAK_CYCLE:-20}
-export WINEPREFIX=${PH_SOAK_PREFIX:-$root/build/wineprefix-soak}
-export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
-PIPEHUBD=$build/pipehubd.exe
-PIPEHUB=$build/pipehub.exe
-for f in "$PIPEHUBD" "$PIPEHUB"; do
-    [ -f "$f" ] || { echo "soak.sh: $f is missing: build first" >&2; exit 2; }
-done
+bench_wine_env "${PH_SOAK_PREFIX:-$root/build/wineprefix-soak}"
+bench_need_programs
 PIPE=ph-soak-$$
 
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -KILL "$server_pid" 2>/dev/null || true
-    fi
-    wineserver -k 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_work_dir
 
 cat >"$work/soak.ini" <<'EOF'
 ; bench/soak.sh: deadlines short enough that abusive clients cycle quickly.
@@ -86,16 +68,10 @@ send_stall_timeout_ms = 2000
 send_queue_bytes = 65536
 max_connections_per_user = 200
 EOF
-# As a Windows path: Wine's drive Z: is the Unix root.
-CONFIG="Z:$(printf '%s' "$work/soak.ini" | tr / '\\')"
+CONFIG=$(bench_winpath "$work/soak.ini")
 
-if [ ! -f "$WINEPREFIX/system.reg" ]; then
-    echo "soak.sh: making the Wine prefix $WINEPREFIX" >&2
-    wineboot -i >/dev/null 2>&1
-    wineserver -w
-fi
-wineserver -p
-wine cmd /c exit >/dev/null 2>&1 || true
+bench_wine_prefix
+bench_wineserver_start
 
 ph() { wine "$PIPEHUB" --pipe "$PIPE" --timeout 30000 "$@"; }
 
@@ -248,10 +224,5 @@ if [ "$load_fail" != 0 ]; then
 fi
 echo "soak: handles growth=${g_handles}%; start measured after ${warmup}+ s of warm-up"
 echo "soak: minutes=$minutes handles start=$h_start end=$h_end private_bytes start=$p_start end=$p_end growth=${g_priv}%"
-kill -INT "$server_pid" 2>/dev/null || true
-for _ in $(seq 1 50); do
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-server_pid=
+bench_stop_server
 exit "$rc"

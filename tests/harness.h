@@ -87,6 +87,17 @@ static inline void ph_run(const char *name, void (*fn)(void))
 
 #define PH_RUN(fn) ph_run(#fn, (fn))
 
+/* PH_RUN for tests that inject allocation failures (ph_alloc_fail_after,
+ * common/platform.h, which the test includes). Injection is process-wide:
+ * a test that fails a CHECK while it is on would starve every later test,
+ * so it is turned off before and after each. */
+#define PH_RUN_ALLOC_RESET(fn)                                                \
+    do {                                                                      \
+        ph_alloc_fail_after(-1);                                              \
+        PH_RUN(fn);                                                           \
+        ph_alloc_fail_after(-1);                                              \
+    } while (0)
+
 static inline int ph_test_summary(void)
 {
     printf("%d passed, %d failed, %d skipped\n", ph__passed, ph__failed,

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../unit/unit_util.h"
 #include "frame.h"
 #include "platform.h"
 
@@ -34,35 +35,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* A log of decoded frames, on the C heap so that injected allocation
- * failures only ever hit the codec. Frames are logged in wire form. */
-typedef struct frame_log {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-} frame_log;
-
-static void log_put(frame_log *l, const void *src, size_t n)
-{
-    if (n == 0)
-        return;
-    if (l->cap - l->len < n) {
-        size_t cap = l->cap ? l->cap : 256;
-        uint8_t *p;
-
-        while (cap - l->len < n)
-            cap *= 2;
-        p = realloc(l->data, cap);
-        ASSERT(p != NULL);
-        l->data = p;
-        l->cap = cap;
-    }
-    memcpy(l->data + l->len, src, n);
-    l->len += n;
-}
-
-/* Written field by field here, not with the encoder under test. */
-static void log_frame(frame_log *l, const ph_frame *f)
+/* Log a decoded frame in wire form, in bytes on the C heap (unit_util.h) so
+ * that injected allocation failures only ever hit the codec. Written field
+ * by field here, not with the encoder under test. */
+static void log_frame(bytes *l, const ph_frame *f)
 {
     uint8_t h[PH_FRAME_HEADER_LEN];
     uint32_t frame_len = (uint32_t)ph_frame_size(f->route_len, f->payload_len);
@@ -81,14 +57,14 @@ static void log_frame(frame_log *l, const ph_frame *f)
     h[5] = f->kind;
     h[6] = f->route_len;
     h[7] = 0;
-    log_put(l, h, sizeof h);
-    log_put(l, f->route, f->route_len);
-    log_put(l, f->payload, f->payload_len);
+    bytes_put(l, h, sizeof h);
+    bytes_put(l, f->route, f->route_len);
+    bytes_put(l, f->payload, f->payload_len);
 }
 
 /* What one decoder made of the stream. */
 typedef struct result {
-    frame_log frames;
+    bytes frames;
     size_t count;
     ph_err err;   /* PH_EAGAIN when the stream ran out, else the error */
     char why[sizeof(((ph_decoder *)0)->why)];
@@ -339,8 +315,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         decode_chunked(s, len, max_frame, &one_byte, 1, -1, &bytewise);
         check_same(&whole, &bytewise);
     }
-    free(whole.frames.data);
-    free(chunked.frames.data);
-    free(bytewise.frames.data);
+    bytes_free(&whole.frames);
+    bytes_free(&chunked.frames);
+    bytes_free(&bytewise.frames);
     return 0;
 }

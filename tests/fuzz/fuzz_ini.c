@@ -14,128 +14,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* inih's header is also called ini.h, and the -Iconfig that finds ours
- * makes <ini.h> find ours as well; so inih's is named by its full path.
- * The build passes the path find_path() found; by hand, Debian's. */
-#ifndef PH_INIH_HEADER
-#define PH_INIH_HEADER "/usr/include/ini.h"
-#endif
-#include PH_INIH_HEADER
-#ifndef INI_H
-#error "PH_INIH_HEADER is not inih's ini.h"
-#endif
+/* inih's ini.h, by its full path, then ours (config/ini.h). */
+#include "../unit/inih.h"
 
+#include "../unit/ini_util.h"
 #include "ini.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The calls made, each string length-prefixed so no byte in a section,
- * name or value can fake a boundary. */
-typedef struct calls {
-    unsigned char *data;
-    size_t len;
-    size_t cap;
-} calls;
-
-static void put_bytes(calls *c, const void *src, size_t n)
-{
-    if (c->cap - c->len < n) {
-        size_t cap = c->cap ? c->cap : 1024;
-        unsigned char *p;
-
-        while (cap - c->len < n)
-            cap *= 2;
-        p = realloc(c->data, cap);
-        if (p == NULL)
-            abort();
-        c->data = p;
-        c->cap = cap;
-    }
-    memcpy(c->data + c->len, src, n);
-    c->len += n;
-}
-
-static void put_str(calls *c, const char *s)
-{
-    uint32_t n = s ? (uint32_t)strlen(s) : UINT32_MAX;
-
-    put_bytes(c, &n, sizeof n);
-    if (s)
-        put_bytes(c, s, n);
-}
-
-static int record(void *user, const char *section, const char *name,
-                  const char *value)
-{
-    calls *c = user;
-
-    put_str(c, section);
-    put_str(c, name);
-    put_str(c, value);
-    return value == NULL || strchr(value, '!') == NULL;
-}
-
-/* fgets over raw bytes; with cap > 0 it also stops after cap bytes. */
-typedef struct byte_stream {
-    const uint8_t *next;
-    size_t left;
-    size_t cap;
-} byte_stream;
-
-static char *byte_reader(char *str, int num, void *stream)
-{
-    byte_stream *s = stream;
-    size_t n = 0;
-
-    if (s->left == 0 || num < 2)
-        return NULL;
-    while (n + 1 < (size_t)num && s->left > 0 && (s->cap == 0 || n < s->cap)) {
-        uint8_t ch = *s->next++;
-
-        s->left--;
-        str[n++] = (char)ch;
-        if (ch == '\n')
-            break;
-    }
-    str[n] = '\0';
-    return str;
-}
-
-static void print_escaped(const uint8_t *s, size_t n)
-{
-    size_t i;
-
-    fputc('"', stderr);
-    for (i = 0; i < n; i++) {
-        if (s[i] == '\n')
-            fputs("\\n", stderr);
-        else if (s[i] == '"' || s[i] == '\\')
-            fprintf(stderr, "\\%c", s[i]);
-        else if (s[i] < 0x20 || s[i] >= 0x7f)
-            fprintf(stderr, "\\%03o", s[i]);
-        else
-            fputc(s[i], stderr);
-    }
-    fputs("\"\n", stderr);
-}
-
+/* The parsers' calls (recorded by calls_record, ini_util.h) and return
+ * values must be the same; a difference aborts with the input. */
 static void check_same(const char *way, const uint8_t *data, size_t size,
                        int theirs_rv, const calls *theirs, int ours_rv,
                        const calls *ours)
 {
-    if (theirs_rv == ours_rv && theirs->len == ours->len &&
-        (ours->len == 0 || memcmp(theirs->data, ours->data, ours->len) == 0))
+    int same_calls = calls_equal(theirs, ours);
+
+    if (theirs_rv == ours_rv && same_calls)
         return;
     fprintf(stderr, "MISMATCH via %s: inih returned %d, ph_ini %d; calls %s\n"
                     "input (%zu bytes): ",
-            way, theirs_rv, ours_rv,
-            theirs->len == ours->len &&
-                    (ours->len == 0 ||
-                     memcmp(theirs->data, ours->data, ours->len) == 0)
-                ? "same"
-                : "differ",
-            size);
-    print_escaped(data, size);
+            way, theirs_rv, ours_rv, same_calls ? "same" : "differ", size);
+    print_escaped(stderr, data, size);
+    fputc('\n', stderr);
     abort();
 }
 
@@ -151,18 +52,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(copy, data, size);
     copy[size] = '\0';
-    theirs.len = ours.len = 0;
-    rt = ini_parse_string(copy, record, &theirs);
-    ro = ph_ini_parse_string(copy, record, &ours);
+    calls_reset(&theirs);
+    calls_reset(&ours);
+    rt = ini_parse_string(copy, calls_record, &theirs);
+    ro = ph_ini_parse_string(copy, calls_record, &ours);
     free(copy);
     check_same("string", data, size, rt, &theirs, ro, &ours);
 
     for (cap = 0; cap <= 37; cap += 37) {
-        byte_stream a = {data, size, cap}, b = {data, size, cap};
+        byte_stream a = byte_stream_of(data, size, cap);
+        byte_stream b = byte_stream_of(data, size, cap);
 
-        theirs.len = ours.len = 0;
-        rt = ini_parse_stream(byte_reader, &a, record, &theirs);
-        ro = ph_ini_parse_stream(byte_reader, &b, record, &ours);
+        calls_reset(&theirs);
+        calls_reset(&ours);
+        rt = ini_parse_stream(byte_reader, &a, calls_record, &theirs);
+        ro = ph_ini_parse_stream(byte_reader, &b, calls_record, &ours);
         check_same(cap ? "stream, 37-byte reads" : "stream", data, size, rt,
                    &theirs, ro, &ours);
     }

@@ -13,6 +13,7 @@
 
 #include "frame.h"
 #include "hub.h"
+#include "unit_util.h"
 
 #define FAKE_CONNS 64
 
@@ -196,17 +197,9 @@ static inline ph_err fake_frame(uint32_t from, uint8_t kind, const char *route,
                          uint32_t id, uint32_t status, const void *payload,
                          size_t len)
 {
-    ph_frame f;
+    ph_frame f = make_frame(kind, id, status, route, payload, (uint32_t)len);
     ph_err err;
 
-    memset(&f, 0, sizeof f);
-    f.kind = kind;
-    f.route = route;
-    f.route_len = (uint8_t)(route ? strlen(route) : 0);
-    f.id = id;
-    f.status = status;
-    f.payload = payload;
-    f.payload_len = (uint32_t)len;
     err = ph_hub_frame(F.hub, from, &f, &F.c[from].q);
     ph_hub_flush(F.hub);
     return err;

@@ -6,26 +6,7 @@
 #include "buf.h"
 #include "harness.h"
 #include "platform.h"
-
-/* Allocation-failure injection is process-wide: a test that fails a CHECK
- * while it is on would starve every later test, so turn it off around each. */
-#define RUN(fn)                                                               \
-    do {                                                                      \
-        ph_alloc_fail_after(-1);                                              \
-        PH_RUN(fn);                                                           \
-        ph_alloc_fail_after(-1);                                              \
-    } while (0)
-
-/* Deterministic filler, so a misplaced byte shows up as a mismatch. */
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
+#include "unit_util.h"
 
 static void test_zero_is_empty(void)
 {
@@ -274,15 +255,15 @@ static void test_free_and_reuse(void)
 
 int main(void)
 {
-    RUN(test_zero_is_empty);
-    RUN(test_append_and_grow);
-    RUN(test_growth_is_geometric);
-    RUN(test_reserve_makes_room);
-    RUN(test_consume);
-    RUN(test_consume_overlapping);
-    RUN(test_enomem_leaves_buffer_unchanged);
-    RUN(test_fail_after_counts);
-    RUN(test_reserve_overflow);
-    RUN(test_free_and_reuse);
+    PH_RUN_ALLOC_RESET(test_zero_is_empty);
+    PH_RUN_ALLOC_RESET(test_append_and_grow);
+    PH_RUN_ALLOC_RESET(test_growth_is_geometric);
+    PH_RUN_ALLOC_RESET(test_reserve_makes_room);
+    PH_RUN_ALLOC_RESET(test_consume);
+    PH_RUN_ALLOC_RESET(test_consume_overlapping);
+    PH_RUN_ALLOC_RESET(test_enomem_leaves_buffer_unchanged);
+    PH_RUN_ALLOC_RESET(test_fail_after_counts);
+    PH_RUN_ALLOC_RESET(test_reserve_overflow);
+    PH_RUN_ALLOC_RESET(test_free_and_reuse);
     return ph_test_summary();
 }

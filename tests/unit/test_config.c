@@ -40,6 +40,33 @@ static ph_err load(const char *text, ph_options *o, msgs *ms)
         }                                                                     \
     } while (0)
 
+/* A file that must be refused (PH_EINVAL), and what the messages must say:
+ * says AMONG them, or says and nothing else (ONLY); says NULL: not looked
+ * at. */
+enum { AMONG, ONLY };
+typedef struct refusal {
+    const char *text;
+    const char *says;
+    int only;
+} refusal;
+
+/* 1 when r->text is refused as r says; 0, saying what happened, when not. */
+static int refused(const refusal *r)
+{
+    ph_options o;
+    msgs ms;
+    ph_err err = load(r->text, &o, &ms);
+
+    if (err == PH_EINVAL &&
+        (r->says == NULL || (r->only ? strcmp(ms.text, r->says) == 0
+                                      : strstr(ms.text, r->says) != NULL)))
+        return 1;
+    fprintf(stderr, "  \"%s\": %s, messages:\n%s  want PH_EINVAL and %s\"%s\"\n",
+            r->text, ph_strerror(err), ms.text, r->only ? "exactly " : "",
+            r->says ? r->says : "");
+    return 0;
+}
+
 static void test_empty_file_is_defaults(void)
 {
     ph_options o, d;
@@ -116,58 +143,73 @@ static void test_every_bound(void)
 
 static void test_type_errors(void)
 {
-    ph_options o;
-    msgs ms;
+    static const refusal cases[] = {
+        {"[server]\nmax_connections = lots\n",
+         "pipehub.ini:2: max_connections = 'lots' is not a whole number "
+         "(1..100000)", AMONG},
+        {"[server]\nmax_connections = -5\n", NULL, AMONG},
+        {"[security]\nallow_remote = maybe\n",
+         "pipehub.ini:2: allow_remote = 'maybe' is not true or false", AMONG},
+        {"[log]\nlevel = verbose\n",
+         "level = 'verbose' is not one of error, warn, info, debug", AMONG},
+        {"[server]\npipe_name = \\\\server\\pipe\\x\n",
+         "pipehub.ini:2: pipe_name = '\\\\server\\pipe\\x' is not a local pipe "
+         "name", AMONG},
+        {"[server]\npipe_name =\n", NULL, AMONG},
+    };
+    size_t i;
 
-    CHECK_EQ(load("[server]\nmax_connections = lots\n", &o, &ms), PH_EINVAL);
-    CHECK_HAS(ms, "pipehub.ini:2: max_connections = 'lots' is not a whole number (1..100000)");
-    CHECK_EQ(load("[server]\nmax_connections = -5\n", &o, &ms), PH_EINVAL);
-    CHECK_EQ(load("[security]\nallow_remote = maybe\n", &o, &ms), PH_EINVAL);
-    CHECK_HAS(ms, "pipehub.ini:2: allow_remote = 'maybe' is not true or false");
-    CHECK_EQ(load("[log]\nlevel = verbose\n", &o, &ms), PH_EINVAL);
-    CHECK_HAS(ms, "level = 'verbose' is not one of error, warn, info, debug");
-    CHECK_EQ(load("[server]\npipe_name = \\\\server\\pipe\\x\n", &o, &ms), PH_EINVAL);
-    CHECK_HAS(ms, "pipehub.ini:2: pipe_name = '\\\\server\\pipe\\x' is not a local pipe name");
-    CHECK_EQ(load("[server]\npipe_name =\n", &o, &ms), PH_EINVAL);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK(refused(&cases[i]));
 }
 
 static void test_misspelt_key(void)
 {
-    ph_options o;
-    msgs ms;
+    static const refusal cases[] = {
+        {"[log]\nlevl = info\n",
+         "unknown key 'levl' in [log] (did you mean 'level'?)", AMONG},
+        {"[log]\nzzzzzz = 1\n",
+         "pipehub.ini:2: unknown key 'zzzzzz' in [log]\n", ONLY},
+    };
     char text[512] = "";
-    int i;
+    refusal issue = {text,
+                     "pipehub.ini:12: unknown key 'max_conections' in "
+                     "[server] (did you mean 'max_connections'?)\n",
+                     ONLY};
+    size_t i;
 
     /* The example of the issue, on line 12. */
     for (i = 0; i < 10; i++)
         strcat(text, "; comment\n");
     strcat(text, "[server]\nmax_conections = 10\n");
-    CHECK_EQ(load(text, &o, &ms), PH_EINVAL);
-    CHECK_STR(ms.text, "pipehub.ini:12: unknown key 'max_conections' in [server] "
-                       "(did you mean 'max_connections'?)\n");
-    CHECK_EQ(load("[log]\nlevl = info\n", &o, &ms), PH_EINVAL);
-    CHECK_HAS(ms, "unknown key 'levl' in [log] (did you mean 'level'?)");
-    CHECK_EQ(load("[log]\nzzzzzz = 1\n", &o, &ms), PH_EINVAL);
-    CHECK_STR(ms.text, "pipehub.ini:2: unknown key 'zzzzzz' in [log]\n");
+    CHECK(refused(&issue));
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK(refused(&cases[i]));
 }
 
 static void test_structure_errors(void)
 {
-    ph_options o;
-    msgs ms;
+    static const refusal cases[] = {
+        {"[server]\nworker_threads = 1\nworker_threads = 2\n",
+         "pipehub.ini:3: duplicate key 'worker_threads' in [server] (first "
+         "set on line 2)", AMONG},
+        {"[servr]\nworker_threads = 1\nmax_connections = 2\n",
+         "pipehub.ini:1: unknown section [servr] (did you mean [server]?)\n",
+         ONLY},
+        {"[plugins]\n", "pipehub.ini:1: unknown section [plugins]\n", ONLY},
+        {"[limits]\nmax_frame_bytes = 2048\n",
+         "pipehub.ini:2: 'max_frame_bytes' belongs in [server], not "
+         "[limits]", AMONG},
+        {"worker_threads = 2\n",
+         "pipehub.ini:1: 'worker_threads' is outside any [section]", AMONG},
+        {"[server]\npending_instances = 10\nmax_connections = 5\n",
+         "pipehub.ini:2: pending_instances (10) is more than "
+         "max_connections (5)", AMONG},
+    };
+    size_t i;
 
-    CHECK_EQ(load("[server]\nworker_threads = 1\nworker_threads = 2\n", &o, &ms), PH_EINVAL);
-    CHECK_HAS(ms, "pipehub.ini:3: duplicate key 'worker_threads' in [server] (first set on line 2)");
-    CHECK_EQ(load("[servr]\nworker_threads = 1\nmax_connections = 2\n", &o, &ms), PH_EINVAL);
-    CHECK_STR(ms.text, "pipehub.ini:1: unknown section [servr] (did you mean [server]?)\n");
-    CHECK_EQ(load("[plugins]\n", &o, &ms), PH_EINVAL);
-    CHECK_STR(ms.text, "pipehub.ini:1: unknown section [plugins]\n");
-    CHECK_EQ(load("[limits]\nmax_frame_bytes = 2048\n", &o, &ms), PH_EINVAL);
-    CHECK_HAS(ms, "pipehub.ini:2: 'max_frame_bytes' belongs in [server], not [limits]");
-    CHECK_EQ(load("worker_threads = 2\n", &o, &ms), PH_EINVAL);
-    CHECK_HAS(ms, "pipehub.ini:1: 'worker_threads' is outside any [section]");
-    CHECK_EQ(load("[server]\npending_instances = 10\nmax_connections = 5\n", &o, &ms), PH_EINVAL);
-    CHECK_HAS(ms, "pipehub.ini:2: pending_instances (10) is more than max_connections (5)");
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK(refused(&cases[i]));
 }
 
 static void test_syntax_errors_all_reported(void)

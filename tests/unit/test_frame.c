@@ -14,53 +14,9 @@
 #include "frame.h"
 #include "harness.h"
 #include "platform.h"
+#include "unit_util.h"
 
-/* Allocation-failure injection is process-wide: a test that fails a CHECK
- * while it is on would starve every later test, so turn it off around each. */
-#define RUN(fn)                                                               \
-    do {                                                                      \
-        ph_alloc_fail_after(-1);                                              \
-        PH_RUN(fn);                                                           \
-        ph_alloc_fail_after(-1);                                              \
-    } while (0)
-
-/* ---- test-side bytes, on the C heap -------------------------------------- */
-
-/* A growable byte array that uses malloc, not ph_alloc, so that injected
- * allocation failures aimed at the codec never hit the test's bookkeeping. */
-typedef struct bytes {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-} bytes;
-
-static void bytes_put(bytes *b, const void *src, size_t n)
-{
-    if (n == 0)
-        return;
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap : 64;
-        uint8_t *p;
-
-        while (cap - b->len < n)
-            cap *= 2;
-        p = realloc(b->data, cap);
-        if (p == NULL) {
-            fprintf(stderr, "test: out of memory\n");
-            abort();
-        }
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, src, n);
-    b->len += n;
-}
-
-static void bytes_free(bytes *b)
-{
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
+/* ---- expected wire bytes, written by hand ------------------------------- */
 
 static void put_u32(bytes *b, uint32_t v)
 {
@@ -99,17 +55,6 @@ static void put_str_frame(bytes *b, uint8_t kind, uint32_t id, uint32_t status,
               strlen(payload));
 }
 
-/* Deterministic filler, so a misplaced byte shows up as a mismatch. */
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
 /* memcmp that tolerates empty (possibly NULL) ranges and says where two
  * byte strings part. */
 static int same_bytes(const uint8_t *a, size_t alen, const uint8_t *b,
@@ -131,23 +76,6 @@ static int same_bytes(const uint8_t *a, size_t alen, const uint8_t *b,
     return 1;
 }
 
-static ph_frame make_frame(uint8_t kind, uint32_t id, uint32_t status,
-                           const char *route, const void *payload,
-                           uint32_t payload_len)
-{
-    ph_frame f;
-
-    memset(&f, 0, sizeof f);
-    f.kind = kind;
-    f.id = id;
-    f.status = status;
-    f.route = route;
-    f.route_len = (uint8_t)(route ? strlen(route) : 0);
-    f.payload = payload;
-    f.payload_len = payload_len;
-    return f;
-}
-
 static int same_frame(const ph_frame *a, const ph_frame *b)
 {
     if (a->kind != b->kind || a->id != b->id || a->status != b->status) {
@@ -159,6 +87,29 @@ static int same_frame(const ph_frame *a, const ph_frame *b)
     return same_bytes((const uint8_t *)a->route, a->route_len,
                       (const uint8_t *)b->route, b->route_len) &&
            same_bytes(a->payload, a->payload_len, b->payload, b->payload_len);
+}
+
+/* One ph_decoder_next call on the n bytes of s at *pos, which must return
+ * want. *pos moves on by what the call used: when it waits (PH_EAGAIN) that
+ * must be all n, when it returns a frame or runs out of memory at most n
+ * (after PH_EBADFRAME and PH_ETOOBIG it is unspecified and not looked at).
+ * 1 when so; 0, saying what happened, when not. */
+static int next_piece(ph_decoder *d, const bytes *s, size_t *pos, size_t n,
+                      ph_err want, ph_frame *f)
+{
+    size_t used = SIZE_MAX;
+    ph_err err = ph_decoder_next(d, s->data + *pos, n, &used, f);
+    int broken = err == PH_EBADFRAME || err == PH_ETOOBIG;
+
+    if (err != want || (!broken && used > n) ||
+        (err == PH_EAGAIN && used != n)) {
+        fprintf(stderr, "  %zu bytes at %zu: %s (used %zu), want %s\n", n,
+                *pos, ph_strerror(err), broken ? 0 : used, ph_strerror(want));
+        return 0;
+    }
+    if (!broken)
+        *pos += used;
+    return 1;
 }
 
 /* ---- the stream driver --------------------------------------------------- */
@@ -880,22 +831,26 @@ static void test_decode_many(void)
 
 static void test_decode_every_split(void)
 {
-    bytes s = {0};
-    decoded whole;
+    /* The short stream is also split three ways at every pair of points. */
+    static const struct {
+        void (*make)(bytes *s);
+        int pairs;
+        size_t count;
+    } streams[] = {{mixed_stream, 0, 7}, {short_stream, 1, 4}};
+    size_t i;
 
-    mixed_stream(&s);
-    CHECK(split_invariant(s.data, s.len, PH_MAX_FRAME_DEFAULT, 0, &whole));
-    CHECK_EQ(whole.count, 7);
-    CHECK(same_bytes(whole.frames.data, whole.frames.len, s.data, s.len));
-    decoded_free(&whole);
-    bytes_free(&s);
+    for (i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+        bytes s = {0};
+        decoded whole;
 
-    short_stream(&s);
-    CHECK(split_invariant(s.data, s.len, PH_MAX_FRAME_DEFAULT, 1, &whole));
-    CHECK_EQ(whole.count, 4);
-    CHECK(same_bytes(whole.frames.data, whole.frames.len, s.data, s.len));
-    decoded_free(&whole);
-    bytes_free(&s);
+        streams[i].make(&s);
+        CHECK(split_invariant(s.data, s.len, PH_MAX_FRAME_DEFAULT,
+                              streams[i].pairs, &whole));
+        CHECK_EQ(whole.count, streams[i].count);
+        CHECK(same_bytes(whole.frames.data, whole.frames.len, s.data, s.len));
+        decoded_free(&whole);
+        bytes_free(&s);
+    }
 }
 
 /* A stream cut short keeps what it has and waits, whatever the cut. */
@@ -1129,7 +1084,20 @@ static void test_decode_errors(void)
 static void test_too_large_needs_four_bytes_and_no_memory(void)
 {
     static const uint32_t lens[] = {1025, 4096, 0x7FFFFFFFu, 0xFFFFFFFFu};
-    size_t i, k, used;
+    /* The sizes of the calls (SIZE_MAX: all the rest): every call but the
+     * last waits for more, the last refuses. */
+    static const struct {
+        const char *how;
+        size_t sizes[4];
+        size_t n;
+    } ways[] = {
+        {"four bytes in one call", {4}, 1},
+        {"a byte at a time", {1, 1, 1, 1}, 4},
+        {"two bytes, then the rest of the header and some body",
+         {2, SIZE_MAX}, 2},
+        {"the whole header and more in one call", {SIZE_MAX}, 1},
+    };
+    size_t i, w, k, pos, used;
     ph_decoder d;
     ph_frame f;
 
@@ -1138,38 +1106,26 @@ static void test_too_large_needs_four_bytes_and_no_memory(void)
 
         put_header(&s, lens[i], 1, PH_REPLY, 0, 0, 1, 0);
         bytes_put(&s, "more bytes", 10);
-
-        /* Four bytes in one call. */
-        memset(&d, 0, sizeof d);
-        ph_decoder_init(&d, 1024);
         ph_alloc_fail_after(0);
-        CHECK_EQ(ph_decoder_next(&d, s.data, 4, &used, &f), PH_ETOOBIG);
-        CHECK(d.why[0] != 0);
-        CHECK(d.assembly.data == NULL);
-        ph_decoder_free(&d);
+        for (w = 0; w < sizeof ways / sizeof ways[0]; w++) {
+            memset(&d, 0, sizeof d);
+            ph_decoder_init(&d, 1024);
+            for (k = pos = 0; k < ways[w].n; k++) {
+                size_t n = ways[w].sizes[k] == SIZE_MAX ? s.len - pos
+                                                        : ways[w].sizes[k];
+                int last = k + 1 == ways[w].n;
 
-        /* A byte at a time: waits for three, refuses on the fourth. */
-        ph_decoder_init(&d, 1024);
-        for (k = 0; k < 3; k++) {
-            CHECK_EQ(ph_decoder_next(&d, s.data + k, 1, &used, &f), PH_EAGAIN);
-            CHECK_EQ(used, 1);
+                if (!next_piece(&d, &s, &pos, n, last ? PH_ETOOBIG : PH_EAGAIN,
+                                &f)) {
+                    PH_FAIL_HERE("frame_len %u, %s: call %zu failed",
+                                 (unsigned)lens[i], ways[w].how, k + 1);
+                    return;
+                }
+            }
+            CHECK(d.why[0] != 0);
+            CHECK(d.assembly.data == NULL);
+            ph_decoder_free(&d);
         }
-        CHECK_EQ(ph_decoder_next(&d, s.data + 3, 1, &used, &f), PH_ETOOBIG);
-        CHECK(d.assembly.data == NULL);
-        ph_decoder_free(&d);
-
-        /* Two bytes, then the rest of the header and some body at once. */
-        ph_decoder_init(&d, 1024);
-        CHECK_EQ(ph_decoder_next(&d, s.data, 2, &used, &f), PH_EAGAIN);
-        CHECK_EQ(ph_decoder_next(&d, s.data + 2, s.len - 2, &used, &f),
-                 PH_ETOOBIG);
-        ph_decoder_free(&d);
-
-        /* The whole header and more in one call. */
-        ph_decoder_init(&d, 1024);
-        CHECK_EQ(ph_decoder_next(&d, s.data, s.len, &used, &f), PH_ETOOBIG);
-        CHECK(d.assembly.data == NULL);
-        ph_decoder_free(&d);
         ph_alloc_fail_after(-1);
         bytes_free(&s);
     }
@@ -1259,7 +1215,7 @@ static void test_enomem_steps(void)
     bytes s = {0};
     ph_decoder d;
     ph_frame f;
-    size_t used = 0, pos = 0;
+    size_t pos = 0;
 
     fill(body, sizeof body, 4);
     put_frame(&s, PH_REQUEST, 3, 0, "svc", 3, body, sizeof body);
@@ -1268,31 +1224,20 @@ static void test_enomem_steps(void)
 
     /* The header is gathered without memory; storing it needs some. */
     ph_alloc_fail_after(0);
-    CHECK_EQ(ph_decoder_next(&d, s.data, 10, &used, &f), PH_EAGAIN);
-    pos = 10;
-    CHECK_EQ(ph_decoder_next(&d, s.data + pos, 10, &used, &f), PH_ENOMEM);
-    CHECK(used <= 10);
-    pos += used;
+    CHECK(next_piece(&d, &s, &pos, 10, PH_EAGAIN, &f));
+    CHECK(next_piece(&d, &s, &pos, 10, PH_ENOMEM, &f));
     /* Still no memory: still PH_ENOMEM, and nothing lost. */
-    CHECK_EQ(ph_decoder_next(&d, s.data + pos, 10, &used, &f), PH_ENOMEM);
-    CHECK(used <= 10);
-    pos += used;
+    CHECK(next_piece(&d, &s, &pos, 10, PH_ENOMEM, &f));
 
     /* Memory for the header's buffer, none to grow it for the body. */
     ph_alloc_fail_after(1);
-    CHECK_EQ(ph_decoder_next(&d, s.data + pos, 1000, &used, &f), PH_ENOMEM);
-    CHECK(used <= 1000);
-    pos += used;
-    CHECK_EQ(ph_decoder_next(&d, s.data + pos, 1000, &used, &f), PH_ENOMEM);
-    CHECK(used <= 1000);
-    pos += used;
+    CHECK(next_piece(&d, &s, &pos, 1000, PH_ENOMEM, &f));
+    CHECK(next_piece(&d, &s, &pos, 1000, PH_ENOMEM, &f));
 
     ph_alloc_fail_after(-1);
-    CHECK_EQ(ph_decoder_next(&d, s.data + pos, 1000, &used, &f), PH_EAGAIN);
-    CHECK_EQ(used, 1000);
-    pos += used;
-    CHECK_EQ(ph_decoder_next(&d, s.data + pos, s.len - pos, &used, &f), PH_OK);
-    CHECK_EQ(pos + used, s.len);
+    CHECK(next_piece(&d, &s, &pos, 1000, PH_EAGAIN, &f));
+    CHECK(next_piece(&d, &s, &pos, s.len - pos, PH_OK, &f));
+    CHECK_EQ(pos, s.len);
     CHECK_EQ(f.kind, PH_REQUEST);
     CHECK_EQ(f.id, 3);
     CHECK(same_bytes((const uint8_t *)f.route, f.route_len,
@@ -1397,30 +1342,30 @@ static void test_tail_reads(void)
 
 int main(void)
 {
-    RUN(test_u32le_helpers);
-    RUN(test_encode_layout);
-    RUN(test_protocol_example);
-    RUN(test_encode_round_trip_each_kind);
-    RUN(test_route_charset);
-    RUN(test_encode_invalid);
-    RUN(test_encode_cap);
-    RUN(test_append);
-    RUN(test_append_invalid_leaves_buf_unchanged);
-    RUN(test_append_error);
-    RUN(test_begin_end);
-    RUN(test_decode_one_whole);
-    RUN(test_decode_many);
-    RUN(test_decode_every_split);
-    RUN(test_decode_partial_tail);
-    RUN(test_decode_zero_copy);
-    RUN(test_decode_exact_max_frame);
-    RUN(test_decode_megabyte);
-    RUN(test_decode_errors);
-    RUN(test_too_large_needs_four_bytes_and_no_memory);
-    RUN(test_errors_sticky);
-    RUN(test_enomem_then_retry);
-    RUN(test_enomem_steps);
-    RUN(test_assembly_released);
-    RUN(test_tail_reads);
+    PH_RUN_ALLOC_RESET(test_u32le_helpers);
+    PH_RUN_ALLOC_RESET(test_encode_layout);
+    PH_RUN_ALLOC_RESET(test_protocol_example);
+    PH_RUN_ALLOC_RESET(test_encode_round_trip_each_kind);
+    PH_RUN_ALLOC_RESET(test_route_charset);
+    PH_RUN_ALLOC_RESET(test_encode_invalid);
+    PH_RUN_ALLOC_RESET(test_encode_cap);
+    PH_RUN_ALLOC_RESET(test_append);
+    PH_RUN_ALLOC_RESET(test_append_invalid_leaves_buf_unchanged);
+    PH_RUN_ALLOC_RESET(test_append_error);
+    PH_RUN_ALLOC_RESET(test_begin_end);
+    PH_RUN_ALLOC_RESET(test_decode_one_whole);
+    PH_RUN_ALLOC_RESET(test_decode_many);
+    PH_RUN_ALLOC_RESET(test_decode_every_split);
+    PH_RUN_ALLOC_RESET(test_decode_partial_tail);
+    PH_RUN_ALLOC_RESET(test_decode_zero_copy);
+    PH_RUN_ALLOC_RESET(test_decode_exact_max_frame);
+    PH_RUN_ALLOC_RESET(test_decode_megabyte);
+    PH_RUN_ALLOC_RESET(test_decode_errors);
+    PH_RUN_ALLOC_RESET(test_too_large_needs_four_bytes_and_no_memory);
+    PH_RUN_ALLOC_RESET(test_errors_sticky);
+    PH_RUN_ALLOC_RESET(test_enomem_then_retry);
+    PH_RUN_ALLOC_RESET(test_enomem_steps);
+    PH_RUN_ALLOC_RESET(test_assembly_released);
+    PH_RUN_ALLOC_RESET(test_tail_reads);
     return ph_test_summary();
 }

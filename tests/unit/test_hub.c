@@ -4,26 +4,7 @@
 
 #include "hub_fake.h"
 #include "platform.h"
-
-static int payload_is(const ph_frame *f, const char *s)
-{
-    return f->payload_len == strlen(s) && memcmp(f->payload, s, f->payload_len) == 0;
-}
-
-static int payload_has(const ph_frame *f, const char *s)
-{
-    size_t n = strlen(s), i;
-
-    for (i = 0; i + n <= f->payload_len; i++)
-        if (memcmp(f->payload + i, s, n) == 0)
-            return 1;
-    return 0;
-}
-
-static int route_is(const ph_frame *f, const char *s)
-{
-    return f->route_len == strlen(s) && memcmp(f->route, s, f->route_len) == 0;
-}
+#include "unit_util.h"
 
 #define EXPECT_NEXT(id, f) CHECK(fake_next((id), (f)))
 #define EXPECT_NONE(id)                                                       \
@@ -48,10 +29,10 @@ static ph_hub_stats stats(void)
     return s;
 }
 
-/* Start a hub with conns 1..n. */
-#define START(n)                                                              \
+/* Start a hub with these limits and conns 1..n. */
+#define START_WITH(limits, n)                                                 \
     do {                                                                      \
-        ph_hub_limits ph__l = fake_limits();                                  \
+        ph_hub_limits ph__l = (limits);                                       \
         uint32_t ph__i;                                                       \
         CHECK_EQ(fake_start(&ph__l), PH_OK);                                  \
         F.quiet = 1;                                                          \
@@ -59,14 +40,40 @@ static ph_hub_stats stats(void)
             CHECK_EQ(fake_connect(ph__i), PH_OK);                             \
     } while (0)
 
+/* Start a hub with the fake's limits and conns 1..n. */
+#define START(n) START_WITH(fake_limits(), n)
+
+/* Conn from sends a request; the next frame queued for it (its answer,
+ * unless something else came first) goes to *f. */
+#define ASK(from, route, id, payload, f)                                      \
+    do {                                                                      \
+        CHECK_EQ(fake_req((from), (route), (id), (payload)), PH_OK);          \
+        EXPECT_NEXT((from), (f));                                             \
+    } while (0)
+
+/* Setting up: conn id asks route with payload, nothing else being queued
+ * for it, and is answered with a REPLY, which is dropped. 1 when so. */
+static int set_up(uint32_t id, const char *route, const char *payload)
+{
+    ph_frame f;
+    int ok = fake_req(id, route, 1, payload) == PH_OK && fake_next(id, &f) &&
+             f.kind == PH_REPLY;
+
+    fake_drain(id);
+    return ok;
+}
+
+/* Conn id provides pattern ("name [exclusive]"), or subscribes to it. */
+#define REGISTER(id, pattern) CHECK(set_up((id), "sys.register", (pattern)))
+#define SUBSCRIBE(id, pattern) CHECK(set_up((id), "sys.subscribe", (pattern)))
+
 static void test_call_through_provider(void)
 {
     ph_frame f;
     uint32_t hub_id;
 
     START(2);
-    CHECK_EQ(fake_req(1, "sys.register", 1, "calc.add"), PH_OK);
-    EXPECT_NEXT(1, &f);
+    ASK(1, "sys.register", 1, "calc.add", &f);
     CHECK_EQ(f.kind, PH_REPLY);
     CHECK_EQ(f.id, 1);
     CHECK(payload_has(&f, "\"state\":\"serving\""));
@@ -112,44 +119,45 @@ static void test_call_through_provider(void)
 
 static void test_no_route_and_sys_refused(void)
 {
+    /* Requests refused with an ERROR; the first is request id 6. */
+    static const struct {
+        const char *route, *payload;
+        uint32_t status;
+    } refused[] = {
+        {"sys.register", "sys.ping", PH_EFORBIDDEN},
+        {"sys.register", "sys.*", PH_EFORBIDDEN},
+        {"sys.register", "*", PH_EBADREQ},
+        {"sys.register", "a.*.b", PH_EBADREQ},
+        {"sys.register", "a shared", PH_EBADREQ},
+        {"sys.register", "", PH_EBADREQ},
+        {"sys.nothing", "", PH_ENOROUTE},
+        {"sys.unregister", "never.registered", PH_ENOROUTE},
+    };
     ph_frame f;
+    uint32_t i;
 
     START(1);
-    CHECK_EQ(fake_req(1, "nobody.home", 5, ""), PH_OK);
-    EXPECT_NEXT(1, &f);
+    ASK(1, "nobody.home", 5, "", &f);
     CHECK_EQ(f.kind, PH_ERROR);
     CHECK_EQ(f.status, PH_ENOROUTE);
     CHECK_EQ(f.id, 5);
     CHECK(payload_has(&f, "nobody.home"));
 
-    CHECK_EQ(fake_req(1, "sys.register", 6, "sys.ping"), PH_OK);
-    EXPECT_NEXT(1, &f);
-    CHECK_EQ(f.status, PH_EFORBIDDEN);
-    CHECK_EQ(fake_req(1, "sys.register", 7, "sys.*"), PH_OK);
-    EXPECT_NEXT(1, &f);
-    CHECK_EQ(f.status, PH_EFORBIDDEN);
-    CHECK_EQ(fake_req(1, "sys.register", 8, "*"), PH_OK);
-    EXPECT_NEXT(1, &f);
-    CHECK_EQ(f.status, PH_EBADREQ);
-    CHECK_EQ(fake_req(1, "sys.register", 9, "a.*.b"), PH_OK);
-    EXPECT_NEXT(1, &f);
-    CHECK_EQ(f.status, PH_EBADREQ);
-    CHECK_EQ(fake_req(1, "sys.register", 10, "a shared"), PH_OK);
-    EXPECT_NEXT(1, &f);
-    CHECK_EQ(f.status, PH_EBADREQ);
-    CHECK_EQ(fake_req(1, "sys.register", 11, ""), PH_OK);
-    EXPECT_NEXT(1, &f);
-    CHECK_EQ(f.status, PH_EBADREQ);
-    CHECK_EQ(fake_req(1, "sys.nothing", 12, ""), PH_OK);
-    EXPECT_NEXT(1, &f);
-    CHECK_EQ(f.status, PH_ENOROUTE);
+    for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        ASK(1, refused[i].route, 6 + i, refused[i].payload, &f);
+        if (f.kind != PH_ERROR || f.id != 6 + i ||
+            f.status != refused[i].status) {
+            PH_FAIL_HERE("%s \"%s\": kind %u, id %u, status %u; want ERROR "
+                         "%u", refused[i].route, refused[i].payload,
+                         (unsigned)f.kind, (unsigned)f.id, (unsigned)f.status,
+                         (unsigned)refused[i].status);
+            return;
+        }
+    }
     /* Clients may not publish the hub's topics. */
     CHECK_EQ(fake_frame(1, PH_EVENT, "sys.route.up", 0, 0, "x", 1), PH_OK);
     EXPECT_NEXT(1, &f);
     CHECK_EQ(f.status, PH_EFORBIDDEN);
-    CHECK_EQ(fake_req(1, "sys.unregister", 13, "never.registered"), PH_OK);
-    EXPECT_NEXT(1, &f);
-    CHECK_EQ(f.status, PH_ENOROUTE);
     EXPECT_CHECK();
     fake_stop();
 }
@@ -161,10 +169,8 @@ static void test_round_robin(void)
     uint32_t p;
 
     START(4);
-    for (p = 1; p <= 3; p++) {
-        CHECK_EQ(fake_req(p, "sys.register", 1, "work"), PH_OK);
-        fake_drain(p);
-    }
+    for (p = 1; p <= 3; p++)
+        REGISTER(p, "work");
     /* 100 at a time: the in-flight limit is 128. */
     for (i = 0; i < 300; i++) {
         CHECK_EQ(fake_req(4, "work", (uint32_t)i + 1, "x"), PH_OK);
@@ -191,24 +197,27 @@ static void test_round_robin(void)
 
 static void test_most_specific_wins(void)
 {
+    /* Which of the providers 1..3 gets a request for the route. */
+    static const struct {
+        const char *route;
+        uint32_t provider;
+    } calls[] = {{"billing.invoice.list", 3},
+                 {"billing.invoice.get", 2},
+                 {"billing.get", 1}};
     ph_frame f;
+    uint32_t i;
 
     START(4);
-    CHECK_EQ(fake_req(1, "sys.register", 1, "billing.*"), PH_OK);
-    CHECK_EQ(fake_req(2, "sys.register", 1, "billing.invoice.*"), PH_OK);
-    CHECK_EQ(fake_req(3, "sys.register", 1, "billing.invoice.list"), PH_OK);
-    fake_drain(1);
-    fake_drain(2);
-    fake_drain(3);
-    CHECK_EQ(fake_req(4, "billing.invoice.list", 1, ""), PH_OK);
-    EXPECT_NEXT(3, &f);
-    CHECK_EQ(fake_req(4, "billing.invoice.get", 2, ""), PH_OK);
-    EXPECT_NEXT(2, &f);
-    CHECK_EQ(fake_req(4, "billing.get", 3, ""), PH_OK);
-    EXPECT_NEXT(1, &f);
+    REGISTER(1, "billing.*");
+    REGISTER(2, "billing.invoice.*");
+    REGISTER(3, "billing.invoice.list");
+    for (i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        CHECK_EQ(fake_req(4, calls[i].route, i + 1, ""), PH_OK);
+        EXPECT_NEXT(calls[i].provider, &f);
+        CHECK(route_is(&f, calls[i].route));
+    }
     /* "billing.*" does not serve "billing" itself. */
-    CHECK_EQ(fake_req(4, "billing", 4, ""), PH_OK);
-    EXPECT_NEXT(4, &f);
+    ASK(4, "billing", 4, "", &f);
     CHECK_EQ(f.status, PH_ENOROUTE);
     EXPECT_NONE(1);
     EXPECT_NONE(2);
@@ -222,26 +231,21 @@ static void test_exclusive_line(void)
     ph_frame f;
 
     START(5);
-    CHECK_EQ(fake_req(5, "sys.subscribe", 1, "sys.route.*"), PH_OK);
-    fake_drain(5);
-    CHECK_EQ(fake_req(1, "sys.register", 1, "db exclusive"), PH_OK);
-    EXPECT_NEXT(1, &f);
+    SUBSCRIBE(5, "sys.route.*");
+    ASK(1, "sys.register", 1, "db exclusive", &f);
     CHECK(payload_has(&f, "\"mode\":\"exclusive\",\"state\":\"serving\""));
     EXPECT_NEXT(5, &f);
     CHECK(route_is(&f, "sys.route.up"));
     CHECK(payload_is(&f, "db"));
 
     /* A shared provider is refused, naming the holder. */
-    CHECK_EQ(fake_req(2, "sys.register", 1, "db"), PH_OK);
-    EXPECT_NEXT(2, &f);
+    ASK(2, "sys.register", 1, "db", &f);
     CHECK_EQ(f.status, PH_EFORBIDDEN);
     CHECK(payload_has(&f, "conn 1 (pid 1001)"));
     /* Two more exclusive ones wait in line. */
-    CHECK_EQ(fake_req(3, "sys.register", 1, "db exclusive"), PH_OK);
-    EXPECT_NEXT(3, &f);
+    ASK(3, "sys.register", 1, "db exclusive", &f);
     CHECK(payload_has(&f, "\"state\":\"waiting\",\"position\":1"));
-    CHECK_EQ(fake_req(4, "sys.register", 1, "db exclusive"), PH_OK);
-    EXPECT_NEXT(4, &f);
+    ASK(4, "sys.register", 1, "db exclusive", &f);
     CHECK(payload_has(&f, "\"position\":2"));
     EXPECT_CHECK();
 
@@ -261,8 +265,7 @@ static void test_exclusive_line(void)
     CHECK_EQ(f.kind, PH_REQUEST);
 
     /* 3 unregisters with that request unanswered: UNAVAILABLE, 4 next. */
-    CHECK_EQ(fake_req(3, "sys.unregister", 2, "db"), PH_OK);
-    EXPECT_NEXT(3, &f);
+    ASK(3, "sys.unregister", 2, "db", &f);
     CHECK_EQ(f.kind, PH_REPLY);
     EXPECT_NEXT(2, &f);
     CHECK_EQ(f.status, PH_EUNAVAIL);
@@ -281,14 +284,11 @@ static void test_exclusive_line(void)
     EXPECT_CHECK();
 
     /* An exclusive request on a shared route is refused. */
-    CHECK_EQ(fake_req(2, "sys.register", 3, "kv"), PH_OK);
-    CHECK_EQ(fake_req(3, "sys.register", 3, "kv exclusive"), PH_OK);
-    EXPECT_NEXT(3, &f);
+    REGISTER(2, "kv");
+    ASK(3, "sys.register", 3, "kv exclusive", &f);
     CHECK_EQ(f.status, PH_EFORBIDDEN);
     /* Registering twice changes nothing. */
-    fake_drain(2);
-    CHECK_EQ(fake_req(2, "sys.register", 4, "kv"), PH_OK);
-    EXPECT_NEXT(2, &f);
+    ASK(2, "sys.register", 4, "kv", &f);
     CHECK(payload_has(&f, "\"state\":\"serving\""));
     EXPECT_CHECK();
     fake_stop();
@@ -300,10 +300,8 @@ static void test_provider_gone(void)
     int i, unavailable = 0, replies = 0;
 
     START(3);
-    CHECK_EQ(fake_req(1, "sys.register", 1, "svc"), PH_OK);
-    CHECK_EQ(fake_req(2, "sys.register", 1, "svc"), PH_OK);
-    fake_drain(1);
-    fake_drain(2);
+    REGISTER(1, "svc");
+    REGISTER(2, "svc");
     for (i = 1; i <= 10; i++)
         CHECK_EQ(fake_req(3, "svc", (uint32_t)i, ""), PH_OK);
     fake_disconnect(1);
@@ -332,24 +330,16 @@ static void test_timeout_and_late_reply(void)
 {
     ph_frame f;
     ph_hub_limits l = fake_limits();
-    ph_route_rule rules[2];
+    ph_route_rule rules[] = {{.name = "slow.*", .request_timeout_ms = 5000},
+                             {.name = "slow.fast", .request_timeout_ms = 200}};
     uint32_t a, b;
 
-    memset(rules, 0, sizeof rules);
-    rules[0].name = "slow.*";
-    rules[0].request_timeout_ms = 5000;
-    rules[1].name = "slow.fast";
-    rules[1].request_timeout_ms = 200;
     l.request_timeout_ms = 1000;
     l.rules = rules;
     l.nrules = 2;
-    CHECK_EQ(fake_start(&l), PH_OK);
-    F.quiet = 1;
-    CHECK_EQ(fake_connect(1), PH_OK);
-    CHECK_EQ(fake_connect(2), PH_OK);
-    CHECK_EQ(fake_req(1, "sys.register", 1, "slow.*"), PH_OK);
-    CHECK_EQ(fake_req(1, "sys.register", 2, "other"), PH_OK);
-    fake_drain(1);
+    START_WITH(l, 2);
+    REGISTER(1, "slow.*");
+    REGISTER(1, "other");
     CHECK_EQ(fake_req(2, "slow.fast", 1, ""), PH_OK);  /* 200 ms */
     CHECK_EQ(fake_req(2, "slow.big", 2, ""), PH_OK);   /* 5000 ms */
     CHECK_EQ(fake_req(2, "other", 3, ""), PH_OK);      /* 1000 ms */
@@ -393,12 +383,8 @@ static void test_inflight_and_busy_provider(void)
     int i;
 
     l.max_inflight_per_client = 4;
-    CHECK_EQ(fake_start(&l), PH_OK);
-    F.quiet = 1;
-    CHECK_EQ(fake_connect(1), PH_OK);
-    CHECK_EQ(fake_connect(2), PH_OK);
-    CHECK_EQ(fake_req(1, "sys.register", 1, "svc"), PH_OK);
-    fake_drain(1);
+    START_WITH(l, 2);
+    REGISTER(1, "svc");
     for (i = 1; i <= 5; i++)
         CHECK_EQ(fake_req(2, "svc", (uint32_t)i, ""), PH_OK);
     EXPECT_NEXT(2, &f);
@@ -417,8 +403,7 @@ static void test_inflight_and_busy_provider(void)
     CHECK_EQ(fake_req(1, "sys.ping", 1, ""), PH_OK); /* unrelated */
     fake_drain(1);
     CHECK_EQ(fake_connect(3), PH_OK);
-    CHECK_EQ(fake_req(3, "svc", 1, ""), PH_OK);
-    EXPECT_NEXT(3, &f);
+    ASK(3, "svc", 1, "", &f);
     CHECK_EQ(f.status, PH_EBUSY);
     CHECK(payload_has(&f, "not keeping up"));
     CHECK(!F.c[1].closed);
@@ -432,9 +417,9 @@ static void test_publish_subscribe(void)
     ph_frame f;
 
     START(5);
-    CHECK_EQ(fake_req(1, "sys.subscribe", 1, "build.done"), PH_OK);
-    CHECK_EQ(fake_req(2, "sys.subscribe", 1, "build.*"), PH_OK);
-    CHECK_EQ(fake_req(3, "sys.subscribe", 1, "*"), PH_OK);
+    SUBSCRIBE(1, "build.done");
+    SUBSCRIBE(2, "build.*");
+    SUBSCRIBE(3, "*");
     /* Overlapping patterns on one connection: delivered once. */
     CHECK_EQ(fake_req(4, "sys.subscribe", 1, "build.*"), PH_OK);
     CHECK_EQ(fake_req(4, "sys.subscribe", 2, "build.done"), PH_OK);
@@ -446,9 +431,6 @@ static void test_publish_subscribe(void)
     EXPECT_NEXT(4, &f);
     CHECK_EQ(f.kind, PH_REPLY);
     CHECK_EQ(f.id, 4);
-    fake_drain(1);
-    fake_drain(2);
-    fake_drain(3);
 
     CHECK_EQ(fake_frame(5, PH_EVENT, "build.done", 0, 0, "ok", 2), PH_OK);
     EXPECT_NEXT(1, &f);
@@ -471,26 +453,22 @@ static void test_publish_subscribe(void)
     EXPECT_NEXT(3, &f);
 
     /* Unheard topics are counted, not errors. */
-    CHECK_EQ(fake_req(3, "sys.unsubscribe", 9, "*"), PH_OK);
-    EXPECT_NEXT(3, &f);
+    ASK(3, "sys.unsubscribe", 9, "*", &f);
     CHECK_EQ(f.kind, PH_REPLY);
     CHECK_EQ(fake_req(4, "sys.unsubscribe", 9, "*"), PH_OK);
     fake_drain(4);
     CHECK_EQ(fake_frame(5, PH_EVENT, "nobody", 0, 0, "", 0), PH_OK);
     EXPECT_NONE(5);
     CHECK_EQ(stats().events_unheard, 1);
-    CHECK_EQ(fake_req(3, "sys.unsubscribe", 10, "*"), PH_OK);
-    EXPECT_NEXT(3, &f);
+    ASK(3, "sys.unsubscribe", 10, "*", &f);
     CHECK_EQ(f.status, PH_ENOROUTE);
 
     /* The sender gets its own event when it subscribed. */
-    CHECK_EQ(fake_req(5, "sys.subscribe", 1, "self.*"), PH_OK);
-    fake_drain(5);
+    SUBSCRIBE(5, "self.*");
     CHECK_EQ(fake_frame(5, PH_EVENT, "self.x", 0, 0, "me", 2), PH_OK);
     EXPECT_NEXT(5, &f);
     CHECK(payload_is(&f, "me"));
-    CHECK_EQ(fake_req(5, "sys.subscribe", 1, "bad*"), PH_OK);
-    EXPECT_NEXT(5, &f);
+    ASK(5, "sys.subscribe", 1, "bad*", &f);
     CHECK_EQ(f.status, PH_EBADREQ);
     EXPECT_CHECK();
     fake_stop();
@@ -504,10 +482,8 @@ static void test_slow_subscriber_dropped(void)
 
     START(3);
     memset(payload, 'e', sizeof payload);
-    CHECK_EQ(fake_req(1, "sys.subscribe", 1, "t"), PH_OK);
-    CHECK_EQ(fake_req(2, "sys.subscribe", 1, "t"), PH_OK);
-    fake_drain(1);
-    fake_drain(2);
+    SUBSCRIBE(1, "t");
+    SUBSCRIBE(2, "t");
     for (i = 0; i < 200; i++) {
         CHECK_EQ(fake_frame(3, PH_EVENT, "t", 0, 0, payload, sizeof payload),
                  PH_OK);
@@ -540,12 +516,9 @@ static void test_big_frames_pass_quota(void)
     CHECK(payload != NULL);
     memset(payload, 'b', big);
     START(4);
-    CHECK_EQ(fake_req(1, "sys.register", 1, "blob.get"), PH_OK);
-    CHECK_EQ(fake_req(3, "sys.subscribe", 1, "blob.news"), PH_OK);
-    CHECK_EQ(fake_req(4, "sys.subscribe", 1, "blob.*"), PH_OK);
-    fake_drain(1);
-    fake_drain(3);
-    fake_drain(4);
+    REGISTER(1, "blob.get");
+    SUBSCRIBE(3, "blob.news");
+    SUBSCRIBE(4, "blob.*");
     /* Request and reply, both over the quota. */
     CHECK_EQ(fake_frame(2, PH_REQUEST, "blob.get", 9, 0, payload, big), PH_OK);
     EXPECT_NEXT(1, &f);
@@ -595,19 +568,16 @@ static void test_client_identity(void)
     char ask[16];
 
     START(3);
-    CHECK_EQ(fake_req(1, "sys.register", 1, "who"), PH_OK);
-    fake_drain(1);
+    REGISTER(1, "who");
     snprintf(ask, sizeof ask, "%u", 2u);
     /* Nobody holds a request from 2 yet. */
-    CHECK_EQ(fake_req(1, "sys.client", 2, ask), PH_OK);
-    EXPECT_NEXT(1, &f);
+    ASK(1, "sys.client", 2, ask, &f);
     CHECK_EQ(f.status, PH_EFORBIDDEN);
     CHECK_EQ(fake_req(2, "who", 5, ""), PH_OK);
     EXPECT_NEXT(1, &f);
     CHECK_EQ(f.status, 2);
     /* The provider holding it may ask; a third connection may not. */
-    CHECK_EQ(fake_req(1, "sys.client", 3, ask), PH_OK);
-    EXPECT_NEXT(1, &f);
+    ASK(1, "sys.client", 3, ask, &f);
     CHECK_EQ(f.kind, PH_REPLY);
     CHECK(payload_has(&f, "\"conn_id\":2"));
     CHECK(payload_has(&f, "\"pid\":1002"));
@@ -615,11 +585,9 @@ static void test_client_identity(void)
     CHECK(payload_has(&f, "\"account\":\"TEST\\\\user\""));
     CHECK(payload_has(&f, "\"integrity\":\"medium\""));
     CHECK(payload_has(&f, "\"admin\":false"));
-    CHECK_EQ(fake_req(3, "sys.client", 1, ask), PH_OK);
-    EXPECT_NEXT(3, &f);
+    ASK(3, "sys.client", 1, ask, &f);
     CHECK_EQ(f.status, PH_EFORBIDDEN);
-    CHECK_EQ(fake_req(1, "sys.client", 4, "x"), PH_OK);
-    EXPECT_NEXT(1, &f);
+    ASK(1, "sys.client", 4, "x", &f);
     CHECK_EQ(f.status, PH_EBADREQ);
     EXPECT_CHECK();
     fake_stop();
@@ -651,16 +619,13 @@ static void test_monitor(void)
     START(3);
     CHECK_EQ(fake_connect_as(4, 1, 4444), PH_OK);
     /* Not for ordinary clients. */
-    CHECK_EQ(fake_req(3, "sys.monitor", 1, ""), PH_OK);
-    EXPECT_NEXT(3, &f);
+    ASK(3, "sys.monitor", 1, "", &f);
     CHECK_EQ(f.status, PH_EFORBIDDEN);
-    CHECK_EQ(fake_req(4, "sys.monitor", 1, ""), PH_OK);
-    EXPECT_NEXT(4, &f);
+    ASK(4, "sys.monitor", 1, "", &f);
     CHECK_EQ(f.kind, PH_REPLY);
 
-    CHECK_EQ(fake_req(1, "sys.register", 1, "calc"), PH_OK);
+    REGISTER(1, "calc");
     EXPECT_NONE(4); /* sys. traffic is not watched unless asked */
-    fake_drain(1);
     CHECK_EQ(fake_req(2, "calc", 42, "2+2"), PH_OK);
     EXPECT_NEXT(1, &f);
     CHECK_EQ(fake_frame(1, PH_REPLY, "", f.id, 0, "4", 1), PH_OK);
@@ -681,8 +646,7 @@ static void test_monitor(void)
     EXPECT_NONE(4);
 
     /* A pattern narrows it; "sys" adds the hub's own traffic. */
-    CHECK_EQ(fake_req(4, "sys.monitor", 2, "other.* sys"), PH_OK);
-    EXPECT_NEXT(4, &f);
+    ASK(4, "sys.monitor", 2, "other.* sys", &f);
     CHECK_EQ(f.kind, PH_REPLY);
     CHECK(ph_hub_watching_builtins(F.hub));
     CHECK_EQ(fake_req(2, "calc", 43, ""), PH_OK);
@@ -712,21 +676,17 @@ static void test_views(void)
     ph_frame f;
 
     START(3);
-    CHECK_EQ(fake_req(1, "sys.register", 1, "a.b"), PH_OK);
-    CHECK_EQ(fake_req(2, "sys.register", 1, "a.b"), PH_OK);
-    CHECK_EQ(fake_req(2, "sys.subscribe", 2, "ev.*"), PH_OK);
-    fake_drain(1);
-    fake_drain(2);
-    CHECK_EQ(fake_req(3, "sys.routes", 1, ""), PH_OK);
-    EXPECT_NEXT(3, &f);
+    REGISTER(1, "a.b");
+    REGISTER(2, "a.b");
+    SUBSCRIBE(2, "ev.*");
+    ASK(3, "sys.routes", 1, "", &f);
     CHECK_EQ(f.kind, PH_REPLY);
     CHECK(payload_has(&f, "{\"route\":\"sys.ping\",\"kind\":\"builtin\"}"));
     CHECK(payload_has(&f, "{\"route\":\"a.b\",\"kind\":\"provided\",\"mode\":"
                           "\"shared\",\"providers\":2,\"waiting\":0,"
                           "\"forwarded\":0}"));
     CHECK(f.payload[0] == '[' && f.payload[f.payload_len - 1] == ']');
-    CHECK_EQ(fake_req(3, "sys.subscriptions", 2, ""), PH_OK);
-    EXPECT_NEXT(3, &f);
+    ASK(3, "sys.subscriptions", 2, "", &f);
     CHECK(payload_is(&f, "[{\"pattern\":\"ev.*\",\"subscribers\":1}]"));
     EXPECT_CHECK();
     fake_stop();
@@ -740,8 +700,7 @@ static void test_caller_gone(void)
     ph_frame f;
 
     START(2);
-    CHECK_EQ(fake_req(1, "sys.register", 1, "svc"), PH_OK);
-    fake_drain(1);
+    REGISTER(1, "svc");
     CHECK_EQ(fake_req(2, "svc", 1, ""), PH_OK);
     CHECK_EQ(fake_req(2, "svc", 2, ""), PH_OK);
     fake_disconnect(2);
@@ -802,62 +761,48 @@ static void test_allocation_failures(void)
 static void test_access_rules(void)
 {
     ph_hub_limits l = fake_limits();
-    ph_route_rule rules[5];
+    ph_route_rule rules[] = {
+        {.name = "pay.*",
+         .call = "S-1-5-32-544",                     /* administrators */
+         .provide = "S-1-5-18,S-1-5-21-1-2-3-1001"}, /* SYSTEM, conn 1 */
+        {.name = "secret", .min_integrity = 0x3000}, /* high */
+        {.name = "news.*", .subscribe = "S-1-5-32-544"},
+        {.name = "alerts", .publish = "S-1-5-18"},
+        {.name = "sys.clients", .call = "S-1-5-11"}, /* authenticated users */
+    };
     ph_frame f;
 
-    memset(rules, 0, sizeof rules);
-    rules[0].name = "pay.*";
-    rules[0].call = "S-1-5-32-544";                 /* administrators */
-    rules[0].provide = "S-1-5-18,S-1-5-21-1-2-3-1001"; /* SYSTEM, conn 1 */
-    rules[1].name = "secret";
-    rules[1].min_integrity = 0x3000;                /* high */
-    rules[2].name = "news.*";
-    rules[2].subscribe = "S-1-5-32-544";
-    rules[3].name = "alerts";
-    rules[3].publish = "S-1-5-18";
-    rules[4].name = "sys.clients";
-    rules[4].call = "S-1-5-11";                     /* authenticated users */
     l.rules = rules;
-    l.nrules = 5;
-    CHECK_EQ(fake_start(&l), PH_OK);
-    F.quiet = 1;
-    CHECK_EQ(fake_connect(1), PH_OK);               /* S-...-1001, medium */
+    l.nrules = sizeof rules / sizeof rules[0];
+    START_WITH(l, 1);                               /* S-...-1001, medium */
     CHECK_EQ(fake_connect_full(2, 0, 2002, "S-1-5-21-9-9-9-2000", 0x2000,
                                NULL, 0), PH_OK);
     CHECK_EQ(fake_connect_full(3, 1, 3003, "S-1-5-18", 0x4000, NULL, 0),
              PH_OK);
 
     /* provide: conn 1 is listed by SID, conn 2 is not. */
-    CHECK_EQ(fake_req(1, "sys.register", 1, "pay.*"), PH_OK);
-    EXPECT_NEXT(1, &f);
+    ASK(1, "sys.register", 1, "pay.*", &f);
     CHECK_EQ(f.kind, PH_REPLY);
-    CHECK_EQ(fake_req(2, "sys.register", 1, "pay.*"), PH_OK);
-    EXPECT_NEXT(2, &f);
+    ASK(2, "sys.register", 1, "pay.*", &f);
     CHECK_EQ(f.status, PH_EFORBIDDEN);
     CHECK(payload_has(&f, "[route.pay.*] provide"));
     /* call: only administrators (by group); conn 3's groups lack it too. */
-    CHECK_EQ(fake_req(2, "pay.get", 2, ""), PH_OK);
-    EXPECT_NEXT(2, &f);
+    ASK(2, "pay.get", 2, "", &f);
     CHECK_EQ(f.status, PH_EFORBIDDEN);
     CHECK(payload_has(&f, "[route.pay.*] call"));
     EXPECT_NONE(1);
     /* min_integrity: medium refused, system allowed. */
-    CHECK_EQ(fake_req(2, "sys.register", 3, "secret"), PH_OK);
-    EXPECT_NEXT(2, &f);
+    ASK(2, "sys.register", 3, "secret", &f);
     CHECK_EQ(f.status, PH_EFORBIDDEN);
     CHECK(payload_has(&f, "min_integrity"));
-    CHECK_EQ(fake_req(3, "sys.register", 1, "secret"), PH_OK);
-    EXPECT_NEXT(3, &f);
+    ASK(3, "sys.register", 1, "secret", &f);
     CHECK_EQ(f.kind, PH_REPLY);
-    CHECK_EQ(fake_req(1, "secret", 4, ""), PH_OK);
-    EXPECT_NEXT(1, &f);
+    ASK(1, "secret", 4, "", &f);
     CHECK_EQ(f.status, PH_EFORBIDDEN);
     /* subscribe: refused by name, and "*" does not get around it. */
-    CHECK_EQ(fake_req(2, "sys.subscribe", 5, "news.today"), PH_OK);
-    EXPECT_NEXT(2, &f);
+    ASK(2, "sys.subscribe", 5, "news.today", &f);
     CHECK_EQ(f.status, PH_EFORBIDDEN);
-    CHECK_EQ(fake_req(2, "sys.subscribe", 6, "*"), PH_OK);
-    EXPECT_NEXT(2, &f);
+    ASK(2, "sys.subscribe", 6, "*", &f);
     CHECK_EQ(f.kind, PH_REPLY);
     CHECK_EQ(fake_frame(1, PH_EVENT, "news.today", 0, 0, "x", 1), PH_OK);
     EXPECT_NONE(2);
@@ -874,14 +819,12 @@ static void test_access_rules(void)
     CHECK(route_is(&f, "alerts"));
     /* sys.clients: opened to authenticated users by a rule; sys.monitor
      * stays admin-only. */
-    CHECK_EQ(fake_req(2, "sys.clients", 7, ""), PH_OK);
-    EXPECT_NEXT(2, &f);
+    ASK(2, "sys.clients", 7, "", &f);
     CHECK_EQ(f.kind, PH_REPLY);
     CHECK(payload_has(&f, "\"conn_id\":1,"));
     CHECK(payload_has(&f, "\"routes\":[\"pay.*\"]"));
     CHECK(payload_has(&f, "\"subscriptions\":[\"*\"]"));
-    CHECK_EQ(fake_req(2, "sys.monitor", 8, ""), PH_OK);
-    EXPECT_NEXT(2, &f);
+    ASK(2, "sys.monitor", 8, "", &f);
     CHECK_EQ(f.status, PH_EFORBIDDEN);
     CHECK_EQ(stats().access_denied, 7);
     EXPECT_CHECK();
@@ -897,10 +840,7 @@ static void test_limits(void)
     l.max_routes_per_client = 2;
     l.max_subscriptions_per_client = 2;
     l.max_connections_per_user = 2;
-    CHECK_EQ(fake_start(&l), PH_OK);
-    F.quiet = 1;
-    CHECK_EQ(fake_connect(1), PH_OK);
-    CHECK_EQ(fake_connect(2), PH_OK); /* both S-1-5-21-1-2-3-1001 */
+    START_WITH(l, 2); /* both S-1-5-21-1-2-3-1001 */
     why[0] = '\0';
     CHECK_EQ(fake_connect_full(3, 0, 3, "S-1-5-21-1-2-3-1001", 0x2000, why,
                                sizeof why), PH_EBUSY);

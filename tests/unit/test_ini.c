@@ -11,15 +11,16 @@
 
 #include "harness.h"
 #include "ini.h"
+#include "ini_util.h"
 
 /* The handler's log; big enough for every test here. */
-typedef struct calls {
+typedef struct call_log {
     char text[8192];
     size_t len;
-} calls;
+} call_log;
 
 /* Log s, escaped unless raw (the separators). */
-static void log_str(calls *c, const char *s, int raw)
+static void log_str(call_log *c, const char *s, int raw)
 {
     for (; *s != '\0'; s++) {
         unsigned char ch = (unsigned char)*s;
@@ -35,10 +36,10 @@ static void log_str(calls *c, const char *s, int raw)
     }
 }
 
-static int record(void *user, const char *section, const char *name,
-                  const char *value)
+static int log_call(void *user, const char *section, const char *name,
+                    const char *value)
 {
-    calls *c = user;
+    call_log *c = user;
 
     log_str(c, section, 0);
     log_str(c, "|", 1);
@@ -49,54 +50,40 @@ static int record(void *user, const char *section, const char *name,
     return strchr(value, '!') == NULL;
 }
 
+static void log_clear(call_log *c)
+{
+    c->len = 0;
+    c->text[0] = '\0';
+}
+
 /* Parse text with ph_ini_parse_string into c (emptied first). */
-static int parse(const char *text, calls *c)
+static int parse(const char *text, call_log *c)
 {
-    c->len = 0;
-    c->text[0] = '\0';
-    return ph_ini_parse_string(text, record, c);
+    log_clear(c);
+    return ph_ini_parse_string(text, log_call, c);
 }
 
-/* An fgets over a byte array, which unlike a C string may hold NULs. It
- * also remembers the largest size it was asked for. */
-typedef struct byte_stream {
-    const char *next;
-    size_t left;
-    int max_num;
-} byte_stream;
-
-static char *byte_reader(char *str, int num, void *stream)
+/* Parse len bytes, NULs included, through the stream API (byte_reader,
+ * ini_util.h) into c (emptied first). */
+static int parse_bytes(const char *data, size_t len, call_log *c)
 {
-    byte_stream *s = stream;
-    int n = 0;
+    byte_stream s = byte_stream_of(data, len, 0);
 
-    if (num > s->max_num)
-        s->max_num = num;
-    if (s->left == 0 || num < 2)
-        return NULL;
-    while (n + 1 < num && s->left > 0) {
-        char ch = *s->next++;
-
-        s->left--;
-        str[n++] = ch;
-        if (ch == '\n')
-            break;
-    }
-    str[n] = '\0';
-    return str;
+    log_clear(c);
+    return ph_ini_parse_stream(byte_reader, &s, log_call, c);
 }
 
-static int parse_bytes(const char *bytes, size_t len, calls *c)
-{
-    byte_stream s = {bytes, len, 0};
-
-    c->len = 0;
-    c->text[0] = '\0';
-    return ph_ini_parse_stream(byte_reader, &s, record, c);
-}
+/* input must parse (ph_ini_parse_string) to rv, with exactly the calls in
+ * want. */
+#define CHECK_PARSE(input, rv, want)                                          \
+    do {                                                                      \
+        call_log ph__log;                                                     \
+        CHECK_EQ(parse((input), &ph__log), (rv));                             \
+        CHECK_STR(ph__log.text, (want));                                      \
+    } while (0)
 
 /* n copies of ch, appended at p; returns the end. */
-static char *fill(char *p, char ch, size_t n)
+static char *put_chars(char *p, char ch, size_t n)
 {
     memset(p, ch, n);
     return p + n;
@@ -106,167 +93,123 @@ static char *fill(char *p, char ch, size_t n)
 
 static void test_pairs_and_sections(void)
 {
-    calls c;
-
-    CHECK_EQ(parse("", &c), 0);
-    CHECK_STR(c.text, "");
+    CHECK_PARSE("", 0, "");
     /* Before the first header the section is "". */
-    CHECK_EQ(parse("a=1\n[s]\nb=2\n[t]\nc=3", &c), 0);
-    CHECK_STR(c.text, "|a|1\ns|b|2\nt|c|3\n");
+    CHECK_PARSE("a=1\n[s]\nb=2\n[t]\nc=3", 0, "|a|1\ns|b|2\nt|c|3\n");
     /* A header may name a section again; nothing is merged or checked. */
-    CHECK_EQ(parse("[s]\nk=1\n[s]\nk=2\n", &c), 0);
-    CHECK_STR(c.text, "s|k|1\ns|k|2\n");
+    CHECK_PARSE("[s]\nk=1\n[s]\nk=2\n", 0, "s|k|1\ns|k|2\n");
 }
 
 static void test_separators(void)
 {
-    calls c;
-
     /* Whichever of '=' and ':' comes first splits; the other stays in the
      * value. */
-    CHECK_EQ(parse("a : 1\nb:2=3\nc=4:5\n", &c), 0);
-    CHECK_STR(c.text, "|a|1\n|b|2=3\n|c|4:5\n");
+    CHECK_PARSE("a : 1\nb:2=3\nc=4:5\n", 0, "|a|1\n|b|2=3\n|c|4:5\n");
 }
 
 static void test_trimming(void)
 {
-    calls c;
-
-    CHECK_EQ(parse("  name  =  some value \t\n", &c), 0);
-    CHECK_STR(c.text, "|name|some value\n");
+    CHECK_PARSE("  name  =  some value \t\n", 0, "|name|some value\n");
     /* Inside the brackets nothing is trimmed, and text after ']' is
      * ignored. */
-    CHECK_EQ(parse("[ a b ] junk\nk=v\n[]\nk=w\n[[x]]\nk=z\n", &c), 0);
-    CHECK_STR(c.text, " a b |k|v\n|k|w\n[x|k|z\n");
+    CHECK_PARSE("[ a b ] junk\nk=v\n[]\nk=w\n[[x]]\nk=z\n", 0,
+                " a b |k|v\n|k|w\n[x|k|z\n");
 }
 
 static void test_empty_names_and_values(void)
 {
-    calls c;
-
-    CHECK_EQ(parse("a=\nb =\nc =  \n=v\n = w\n:\n", &c), 0);
-    CHECK_STR(c.text, "|a|\n|b|\n|c|\n||v\n||w\n||\n");
+    CHECK_PARSE("a=\nb =\nc =  \n=v\n = w\n:\n", 0,
+                "|a|\n|b|\n|c|\n||v\n||w\n||\n");
 }
 
 /* ---- comments ----------------------------------------------------------- */
 
 static void test_comment_lines(void)
 {
-    calls c;
-
     /* ';' or '#' first on a line, after any whitespace; blank and
      * whitespace-only lines are skipped. */
-    CHECK_EQ(parse("; one\n# two\n  ; three\n\t# four\n\n \t \nk=v\n", &c), 0);
-    CHECK_STR(c.text, "|k|v\n");
+    CHECK_PARSE("; one\n# two\n  ; three\n\t# four\n\n \t \nk=v\n", 0,
+                "|k|v\n");
 }
 
 static void test_inline_comments(void)
 {
-    calls c;
-
     /* ';' starts a comment only after whitespace; '#' never does inline. */
-    CHECK_EQ(parse("a=b ;c\nb=b;c\nc= ;c\nd=;c\ne=b #c\nf=b\t;c\n", &c), 0);
-    CHECK_STR(c.text, "|a|b\n|b|b;c\n|c|\n|d|;c\n|e|b #c\n|f|b\n");
+    CHECK_PARSE("a=b ;c\nb=b;c\nc= ;c\nd=;c\ne=b #c\nf=b\t;c\n", 0,
+                "|a|b\n|b|b;c\n|c|\n|d|;c\n|e|b #c\n|f|b\n");
     /* Any isspace() byte counts, \v, \f and a lone \r included. */
-    CHECK_EQ(parse("a=1\v;x\nb=1\f;y\nc=1\r;z\n", &c), 0);
-    CHECK_STR(c.text, "|a|1\n|b|1\n|c|1\n");
+    CHECK_PARSE("a=1\v;x\nb=1\f;y\nc=1\r;z\n", 0, "|a|1\n|b|1\n|c|1\n");
     /* In a header: "[a;b]" is the section "a;b", while in "[a ;b]" the
      * comment hides the ']' and the line is an error. */
-    CHECK_EQ(parse("[a;b]\nk=1\n[c ;d]\nk=2\n", &c), 3);
-    CHECK_STR(c.text, "a;b|k|1\na;b|k|2\n");
+    CHECK_PARSE("[a;b]\nk=1\n[c ;d]\nk=2\n", 3, "a;b|k|1\na;b|k|2\n");
     /* Before the separator, a comment hides it: an error too. */
-    CHECK_EQ(parse("a ;b=c\na;b=c\n", &c), 1);
-    CHECK_STR(c.text, "|a;b|c\n");
+    CHECK_PARSE("a ;b=c\na;b=c\n", 1, "|a;b|c\n");
 }
 
 /* ---- errors ------------------------------------------------------------- */
 
 static void test_section_errors(void)
 {
-    calls c;
-
     /* No ']': an error, and the section stays what it was. */
-    CHECK_EQ(parse("[s]\n[unclosed\nk=v\n", &c), 2);
-    CHECK_STR(c.text, "s|k|v\n");
+    CHECK_PARSE("[s]\n[unclosed\nk=v\n", 2, "s|k|v\n");
 }
 
 static void test_name_without_separator(void)
 {
-    calls c;
-
     /* An error, the parse goes on, and the first error's line is returned. */
-    CHECK_EQ(parse("a=1\njust text\nb=2\nmore text\n", &c), 2);
-    CHECK_STR(c.text, "|a|1\n|b|2\n");
+    CHECK_PARSE("a=1\njust text\nb=2\nmore text\n", 2, "|a|1\n|b|2\n");
 }
 
 static void test_handler_refuses(void)
 {
-    calls c;
-
     /* A zero from the handler marks the line as an error, continuation
      * lines included, and the parse still goes on to the end. */
-    CHECK_EQ(parse("a=1\nb=2!\nc=3\n  more!\nd=4!\n", &c), 2);
-    CHECK_STR(c.text, "|a|1\n|b|2!\n|c|3\n|c|more!\n|d|4!\n");
-    CHECK_EQ(parse("a=1\n  b!\n", &c), 2);
-    CHECK_STR(c.text, "|a|1\n|a|b!\n");
+    CHECK_PARSE("a=1\nb=2!\nc=3\n  more!\nd=4!\n", 2,
+                "|a|1\n|b|2!\n|c|3\n|c|more!\n|d|4!\n");
+    CHECK_PARSE("a=1\n  b!\n", 2, "|a|1\n|a|b!\n");
     /* An earlier syntax error wins over a later refusal. */
-    CHECK_EQ(parse("oops\na=!\n", &c), 1);
-    CHECK_STR(c.text, "|a|!\n");
+    CHECK_PARSE("oops\na=!\n", 1, "|a|!\n");
 }
 
 /* ---- multi-line values -------------------------------------------------- */
 
 static void test_continuation(void)
 {
-    calls c;
-
     /* An indented line repeats the last name with a new value. Blank and
      * comment lines between do not end the run; a header does. */
-    CHECK_EQ(parse("[s]\na = 1\n  two\n\tthree\n\n  four\n; c\n  five\n"
-                   "[t]\n  six=6\n",
-                   &c),
-             0);
-    CHECK_STR(c.text, "s|a|1\ns|a|two\ns|a|three\ns|a|four\ns|a|five\n"
-                      "t|six|6\n");
+    CHECK_PARSE("[s]\na = 1\n  two\n\tthree\n\n  four\n; c\n  five\n"
+                "[t]\n  six=6\n", 0,
+                "s|a|1\ns|a|two\ns|a|three\ns|a|four\ns|a|five\nt|six|6\n");
     /* Indented text is the value whole: "[x]" is no header, and '=' is no
      * separator. An indented comment is still a comment. */
-    CHECK_EQ(parse("a=1\n  [x]\n  b=2\n  ; c\n  # d\n", &c), 0);
-    CHECK_STR(c.text, "|a|1\n|a|[x]\n|a|b=2\n");
+    CHECK_PARSE("a=1\n  [x]\n  b=2\n  ; c\n  # d\n", 0,
+                "|a|1\n|a|[x]\n|a|b=2\n");
 }
 
 static void test_indented_line_with_nothing_to_continue(void)
 {
-    calls c;
-
     /* At the top of the file, or right after a header, an indented line is
      * parsed like any other; once it is a pair it can be continued. */
-    CHECK_EQ(parse("  a=1\n  b\n[s]\n  c=2\n  d\n  [t]\n", &c), 0);
-    CHECK_STR(c.text, "|a|1\n|a|b\ns|c|2\ns|c|d\ns|c|[t]\n");
+    CHECK_PARSE("  a=1\n  b\n[s]\n  c=2\n  d\n  [t]\n", 0,
+                "|a|1\n|a|b\ns|c|2\ns|c|d\ns|c|[t]\n");
     /* An empty name leaves nothing to continue either. */
-    CHECK_EQ(parse("=v\n  w\n", &c), 2);
-    CHECK_STR(c.text, "||v\n");
-    CHECK_EQ(parse("=v\n  w=x\n", &c), 0);
-    CHECK_STR(c.text, "||v\n|w|x\n");
+    CHECK_PARSE("=v\n  w\n", 2, "||v\n");
+    CHECK_PARSE("=v\n  w=x\n", 0, "||v\n|w|x\n");
 }
 
 static void test_continuation_survives_errors(void)
 {
-    calls c;
-
     /* Neither a line without a separator nor a header without ']' ends a
      * multi-line value: only a complete header does. */
-    CHECK_EQ(parse("a=1\nbad\n  b\n[oops\n  c\n[x ;y]\n  d\n", &c), 2);
-    CHECK_STR(c.text, "|a|1\n|a|b\n|a|c\n|a|d\n");
+    CHECK_PARSE("a=1\nbad\n  b\n[oops\n  c\n[x ;y]\n  d\n", 2,
+                "|a|1\n|a|b\n|a|c\n|a|d\n");
 }
 
 static void test_continuation_keeps_inline_comment(void)
 {
-    calls c;
-
     /* Debian's inih 55 strips inline comments on pair lines only; a
      * continued value keeps them. Trailing whitespace still goes. */
-    CHECK_EQ(parse("a=1 ; x\n  b ; c  \n  d;e\n", &c), 0);
-    CHECK_STR(c.text, "|a|1\n|a|b ; c\n|a|d;e\n");
+    CHECK_PARSE("a=1 ; x\n  b ; c  \n  d;e\n", 0, "|a|1\n|a|b ; c\n|a|d;e\n");
 }
 
 /* ---- line length, name length ------------------------------------------- */
@@ -274,16 +217,16 @@ static void test_continuation_keeps_inline_comment(void)
 static void test_long_line_is_split(void)
 {
     char text[600], want[600], *p;
-    calls c;
+    call_log c;
 
     /* A line comes in pieces of at most 199 bytes, each parsed and counted
      * as a line: here "k=" and 197 v's, then 51 v's with no '=' (an error
      * on line 2), then x=1 on line 3. */
-    p = fill(text, 'v', 250);
+    p = put_chars(text, 'v', 250);
     memcpy(text, "k=", 2);
     strcpy(p, "\nx=1\nbad\n");
     CHECK_EQ(parse(text, &c), 2);
-    p = fill(want, 'v', 197);
+    p = put_chars(want, 'v', 197);
     *p = '\0';
     CHECK(strncmp(c.text, "|k|", 3) == 0);
     CHECK(strncmp(c.text + 3, want, 197) == 0);
@@ -291,13 +234,13 @@ static void test_long_line_is_split(void)
 
     /* 199 bytes then '\n': the newline is a (blank) line of its own, so the
      * error on "bad" is reported on line 3, not 2. */
-    p = fill(text, 'v', 199);
+    p = put_chars(text, 'v', 199);
     memcpy(text, "k=", 2);
     strcpy(p, "\nbad\n");
     CHECK_EQ(parse(text, &c), 3);
 
     /* 198 bytes then '\n' fit in one piece. */
-    p = fill(text, 'v', 198);
+    p = put_chars(text, 'v', 198);
     memcpy(text, "k=", 2);
     strcpy(p, "\nbad\n");
     CHECK_EQ(parse(text, &c), 2);
@@ -306,11 +249,11 @@ static void test_long_line_is_split(void)
 static void test_long_line_piece_can_continue(void)
 {
     char text[600], *p;
-    calls c;
+    call_log c;
 
     /* When the 200th byte of a line is whitespace, the rest of the line is
      * indented text after a pair: a continuation of the line's own name. */
-    p = fill(text, 'v', 199);
+    p = put_chars(text, 'v', 199);
     memcpy(text, "k=", 2);
     strcpy(p, "   more=1\n");
     CHECK_EQ(parse(text, &c), 0);
@@ -319,7 +262,7 @@ static void test_long_line_piece_can_continue(void)
     /* A long continuation line is cut the same way. */
     p = text;
     memcpy(p, "k=1\n  ", 6);
-    p = fill(p + 6, 'c', 200);
+    p = put_chars(p + 6, 'c', 200);
     strcpy(p, "\n");
     CHECK_EQ(parse(text, &c), 3);
     CHECK(strncmp(c.text, "|k|1\n|k|ccc", 11) == 0);
@@ -329,28 +272,28 @@ static void test_long_line_piece_can_continue(void)
 static void test_max_section_and_name(void)
 {
     char text[300], want[300], *p;
-    calls c;
+    call_log c;
 
     /* The section is cut to 49 bytes. */
     p = text;
     *p++ = '[';
-    p = fill(p, 's', 60);
+    p = put_chars(p, 's', 60);
     strcpy(p, "]\nk=v\n");
     CHECK_EQ(parse(text, &c), 0);
-    p = fill(want, 's', 49);
+    p = put_chars(want, 's', 49);
     strcpy(p, "|k|v\n");
     CHECK_STR(c.text, want);
 
     /* A pair's name is passed whole; the copy kept for continuation lines
      * is cut to 49 bytes. */
-    p = fill(text, 'n', 60);
+    p = put_chars(text, 'n', 60);
     strcpy(p, "=1\n  two\n");
     CHECK_EQ(parse(text, &c), 0);
     p = want;
     *p++ = '|';
-    p = fill(p, 'n', 60);
+    p = put_chars(p, 'n', 60);
     strcpy(p, "|1\n|");
-    p = fill(p + 4, 'n', 49);
+    p = put_chars(p + 4, 'n', 49);
     strcpy(p, "|two\n");
     CHECK_STR(c.text, want);
 }
@@ -359,47 +302,35 @@ static void test_max_section_and_name(void)
 
 static void test_bom(void)
 {
-    calls c;
-
-    CHECK_EQ(parse("\xEF\xBB\xBF" "a=1\n", &c), 0);
-    CHECK_STR(c.text, "|a|1\n");
-    CHECK_EQ(parse("\xEF\xBB\xBF[s]\nb=2\n", &c), 0);
-    CHECK_STR(c.text, "s|b|2\n");
+    CHECK_PARSE("\xEF\xBB\xBF" "a=1\n", 0, "|a|1\n");
+    CHECK_PARSE("\xEF\xBB\xBF[s]\nb=2\n", 0, "s|b|2\n");
     /* After a BOM, an indented first line is still an ordinary line. */
-    CHECK_EQ(parse("\xEF\xBB\xBF  a=1\n  b\n", &c), 0);
-    CHECK_STR(c.text, "|a|1\n|a|b\n");
+    CHECK_PARSE("\xEF\xBB\xBF  a=1\n  b\n", 0, "|a|1\n|a|b\n");
     /* Only on line 1, and only whole. */
-    CHECK_EQ(parse("x=1\n\xEF\xBB\xBF" "b=2\n\xEF\xBBz=3\n", &c), 0);
-    CHECK_STR(c.text, "|x|1\n|\\xEF\\xBB\\xBFb|2\n|\\xEF\\xBBz|3\n");
-    CHECK_EQ(parse("\xEF\xBB\xBF\xEF\xBB\xBF" "a=1\n", &c), 0);
-    CHECK_STR(c.text, "|\\xEF\\xBB\\xBFa|1\n");
+    CHECK_PARSE("x=1\n\xEF\xBB\xBF" "b=2\n\xEF\xBBz=3\n", 0,
+                "|x|1\n|\\xEF\\xBB\\xBFb|2\n|\\xEF\\xBBz|3\n");
+    CHECK_PARSE("\xEF\xBB\xBF\xEF\xBB\xBF" "a=1\n", 0, "|\\xEF\\xBB\\xBFa|1\n");
 }
 
 static void test_line_endings(void)
 {
-    calls c;
-
-    CHECK_EQ(parse("a = 1\r\n[s]\r\nb=2 \r\n  c\r\n", &c), 0);
-    CHECK_STR(c.text, "|a|1\ns|b|2\ns|b|c\n");
+    CHECK_PARSE("a = 1\r\n[s]\r\nb=2 \r\n  c\r\n", 0, "|a|1\ns|b|2\ns|b|c\n");
     /* A lone CR does not end a line: it is whitespace inside one. */
-    CHECK_EQ(parse("a=1\rb=2\n", &c), 0);
-    CHECK_STR(c.text, "|a|1\\x0Db=2\n");
+    CHECK_PARSE("a=1\rb=2\n", 0, "|a|1\\x0Db=2\n");
     /* No newline at the end is fine. */
-    CHECK_EQ(parse("a=1\nb=2", &c), 0);
-    CHECK_STR(c.text, "|a|1\n|b|2\n");
+    CHECK_PARSE("a=1\nb=2", 0, "|a|1\n|b|2\n");
 }
 
 static void test_embedded_nul(void)
 {
-    static const char bytes[] = "a=1\0junk\nb=\0x\n  \0y\n[s\0]\nc=3\n";
-    calls c;
+    static const char raw[] = "a=1\0junk\nb=\0x\n  \0y\n[s\0]\nc=3\n";
+    call_log c;
 
     /* The string API stops at the first NUL, as strlen does. */
-    CHECK_EQ(parse("a=1\0b=2\n", &c), 0);
-    CHECK_STR(c.text, "|a|1\n");
+    CHECK_PARSE("a=1\0b=2\n", 0, "|a|1\n");
     /* Through a stream a NUL ends its line: the rest of that line is
      * dropped, and "[s" then lacks its ']'. */
-    CHECK_EQ(parse_bytes(bytes, sizeof bytes - 1, &c), 4);
+    CHECK_EQ(parse_bytes(raw, sizeof raw - 1, &c), 4);
     CHECK_STR(c.text, "|a|1\n|b|\n|c|3\n");
 }
 
@@ -408,12 +339,11 @@ static void test_embedded_nul(void)
 static void test_stream(void)
 {
     static const char text[] = "[s]\na=1\n  b\nbad\n";
-    byte_stream s = {text, sizeof text - 1, 0};
-    calls c, from_string;
+    byte_stream s = byte_stream_of(text, sizeof text - 1, 0);
+    call_log c, from_string;
 
-    c.len = 0;
-    c.text[0] = '\0';
-    CHECK_EQ(ph_ini_parse_stream(byte_reader, &s, record, &c), 4);
+    log_clear(&c);
+    CHECK_EQ(ph_ini_parse_stream(byte_reader, &s, log_call, &c), 4);
     /* inih's INI_MAX_LINE: the reader is offered 200 bytes, NUL included. */
     CHECK_EQ(s.max_num, 200);
     CHECK_EQ(parse(text, &from_string), 4);
@@ -431,7 +361,7 @@ static void test_file(void)
     static const char path[] = "test_ini.tmp.ini";
     static const char text[] = "; pipehub\n[server]\npipe = \\\\.\\pipe\\x ; c\n"
                                "  more\nbad line\n[log\nlevel=info!\n";
-    calls c, from_string;
+    call_log c, from_string;
     FILE *f;
 
     f = fopen(path, "wb");
@@ -443,21 +373,19 @@ static void test_file(void)
     CHECK_STR(from_string.text, "server|pipe|\\\\.\\pipe\\x\n"
                                 "server|pipe|more\nserver|level|info!\n");
 
-    c.len = 0;
-    c.text[0] = '\0';
-    CHECK_EQ(ph_ini_parse(path, record, &c), 5);
+    log_clear(&c);
+    CHECK_EQ(ph_ini_parse(path, log_call, &c), 5);
     CHECK_STR(c.text, from_string.text);
 
     f = fopen(path, "r");
     CHECK(f != NULL);
-    c.len = 0;
-    c.text[0] = '\0';
-    CHECK_EQ(ph_ini_parse_file(f, record, &c), 5);
+    log_clear(&c);
+    CHECK_EQ(ph_ini_parse_file(f, log_call, &c), 5);
     fclose(f);
     CHECK_STR(c.text, from_string.text);
 
     remove(path);
-    CHECK_EQ(ph_ini_parse(path, record, &c), -1);
+    CHECK_EQ(ph_ini_parse(path, log_call, &c), -1);
 }
 
 int main(void)

@@ -20,137 +20,39 @@
 #include <string.h>
 #include <unistd.h>
 
-/* inih's header is also called ini.h, and the -Iconfig that finds ours
- * makes <ini.h> find ours as well; so inih's is named by its full path.
- * The build passes the path find_path() found; by hand, Debian's. */
-#ifndef PH_INIH_HEADER
-#define PH_INIH_HEADER "/usr/include/ini.h"
-#endif
-#include PH_INIH_HEADER
-#ifndef INI_H
-#error "PH_INIH_HEADER is not inih's ini.h"
-#endif
+/* inih's ini.h, by its full path, then ours (config/ini.h). */
+#include "inih.h"
 
 #include "harness.h"
 #include "ini.h"
+#include "ini_util.h"
 
 #define RANDOM_INPUTS 20000
 #define RANDOM_SEED 0x1d1ffe7e57ULL
 
-/* ---- recording handler calls -------------------------------------------- */
-
-/* Calls in order, each string length-prefixed so that no byte inside a
- * section, name or value can fake a boundary. */
-typedef struct calls {
-    unsigned char *data;
-    size_t len;
-    size_t cap;
-    int count;
-} calls;
-
-static void put_bytes(calls *c, const void *src, size_t n)
-{
-    if (c->cap - c->len < n) {
-        size_t cap = c->cap ? c->cap : 1024;
-        unsigned char *p;
-
-        while (cap - c->len < n)
-            cap *= 2;
-        p = realloc(c->data, cap);
-        if (p == NULL) {
-            fprintf(stderr, "out of memory\n");
-            exit(2);
-        }
-        c->data = p;
-        c->cap = cap;
-    }
-    memcpy(c->data + c->len, src, n);
-    c->len += n;
-}
-
-static void put_str(calls *c, const char *s)
-{
-    uint32_t n = s ? (uint32_t)strlen(s) : UINT32_MAX; /* NULL is distinct */
-
-    put_bytes(c, &n, sizeof n);
-    if (s)
-        put_bytes(c, s, n);
-}
-
-/* The one handler both parsers call: their handler types are the same
- * function type. */
-static int record(void *user, const char *section, const char *name,
-                  const char *value)
-{
-    calls *c = user;
-
-    put_str(c, section);
-    put_str(c, name);
-    put_str(c, value);
-    c->count++;
-    return value == NULL || strchr(value, '!') == NULL;
-}
-
-static void calls_reset(calls *c)
-{
-    c->len = 0;
-    c->count = 0;
-}
-
-static int calls_equal(const calls *a, const calls *b)
-{
-    return a->len == b->len && (a->len == 0 ||
-                                memcmp(a->data, b->data, a->len) == 0);
-}
-
 /* ---- printing ----------------------------------------------------------- */
 
-static void print_escaped(FILE *out, const unsigned char *s, size_t n)
-{
-    size_t i;
-
-    fputc('"', out);
-    for (i = 0; i < n; i++) {
-        unsigned char ch = s[i];
-
-        switch (ch) {
-        case '\n': fputs("\\n", out); break;
-        case '\r': fputs("\\r", out); break;
-        case '\t': fputs("\\t", out); break;
-        case '"': fputs("\\\"", out); break;
-        case '\\': fputs("\\\\", out); break;
-        default:
-            if (ch < 0x20 || ch >= 0x7f) {
-                /* Three octal digits never swallow a following digit. */
-                fprintf(out, "\\%03o", ch);
-            } else {
-                fputc(ch, out);
-            }
-        }
-    }
-    fputc('"', out);
-}
-
+/* The recorded calls, one a line, their strings escaped. */
 static void print_calls(FILE *out, const calls *c)
 {
     size_t pos = 0;
     int k;
 
-    for (k = 0; pos < c->len; k++) {
+    for (k = 0; pos < c->log.len; k++) {
         int field;
 
         fprintf(out, "    %d:", k);
         for (field = 0; field < 3; field++) {
             uint32_t n;
 
-            memcpy(&n, c->data + pos, sizeof n);
+            memcpy(&n, c->log.data + pos, sizeof n);
             pos += sizeof n;
             fputc(' ', out);
             if (n == UINT32_MAX) {
                 fputs("NULL", out);
                 continue;
             }
-            print_escaped(out, c->data + pos, n);
+            print_escaped(out, c->log.data + pos, n);
             pos += n;
         }
         fputc('\n', out);
@@ -158,33 +60,6 @@ static void print_calls(FILE *out, const calls *c)
 }
 
 /* ---- the ways in ------------------------------------------------------- */
-
-/* An fgets over raw bytes, NULs included; with cap > 0 it also stops after
- * cap bytes, which fgets may do but seldom does. */
-typedef struct byte_stream {
-    const unsigned char *next;
-    size_t left;
-    size_t cap;
-} byte_stream;
-
-static char *byte_reader(char *str, int num, void *stream)
-{
-    byte_stream *s = stream;
-    size_t n = 0;
-
-    if (s->left == 0 || num < 2)
-        return NULL;
-    while (n + 1 < (size_t)num && s->left > 0 && (s->cap == 0 || n < s->cap)) {
-        unsigned char ch = *s->next++;
-
-        s->left--;
-        str[n++] = (char)ch;
-        if (ch == '\n')
-            break;
-    }
-    str[n] = '\0';
-    return str;
-}
 
 enum { WAY_STRING, WAY_STREAM, WAY_SHORT_READS, WAY_FILE, WAY_COUNT };
 
@@ -206,17 +81,18 @@ static int parse_one(int way, int theirs, const unsigned char *input,
             exit(2);
         memcpy(copy, input, len);
         copy[len] = '\0';
-        rv = theirs ? ini_parse_string(copy, record, c)
-                    : ph_ini_parse_string(copy, record, c);
+        rv = theirs ? ini_parse_string(copy, calls_record, c)
+                    : ph_ini_parse_string(copy, calls_record, c);
         free(copy);
         return rv;
     }
     case WAY_STREAM:
     case WAY_SHORT_READS: {
-        byte_stream s = {input, len, way == WAY_SHORT_READS ? 37 : 0};
+        byte_stream s = byte_stream_of(input, len,
+                                       way == WAY_SHORT_READS ? 37 : 0);
 
-        return theirs ? ini_parse_stream(byte_reader, &s, record, c)
-                      : ph_ini_parse_stream(byte_reader, &s, record, c);
+        return theirs ? ini_parse_stream(byte_reader, &s, calls_record, c)
+                      : ph_ini_parse_stream(byte_reader, &s, calls_record, c);
     }
     default: {
         /* fmemopen refuses a zero-size buffer on some libcs. */
@@ -230,8 +106,8 @@ static int parse_one(int way, int theirs, const unsigned char *input,
         }
         if (len == 0)
             (void)fgetc(f); /* consume the stand-in byte */
-        rv = theirs ? ini_parse_file(f, record, c)
-                    : ph_ini_parse_file(f, record, c);
+        rv = theirs ? ini_parse_file(f, calls_record, c)
+                    : ph_ini_parse_file(f, calls_record, c);
         fclose(f);
         return rv;
     }
@@ -385,15 +261,15 @@ static void test_named_file(void)
 
     calls_reset(&theirs_calls);
     calls_reset(&ours_calls);
-    rt = ini_parse(path, record, &theirs_calls);
-    ro = ph_ini_parse(path, record, &ours_calls);
+    rt = ini_parse(path, calls_record, &theirs_calls);
+    ro = ph_ini_parse(path, calls_record, &ours_calls);
     remove(path);
     CHECK_EQ(ro, rt);
     CHECK_EQ(ours_calls.count, theirs_calls.count);
     CHECK(calls_equal(&ours_calls, &theirs_calls));
 
-    CHECK_EQ(ph_ini_parse(path, record, &ours_calls), -1);
-    CHECK_EQ(ini_parse(path, record, &theirs_calls), -1);
+    CHECK_EQ(ph_ini_parse(path, calls_record, &ours_calls), -1);
+    CHECK_EQ(ini_parse(path, calls_record, &theirs_calls), -1);
 }
 
 /* ---- random inputs ----------------------------------------------------- */
@@ -584,7 +460,7 @@ int main(void)
     PH_RUN(test_random_inputs);
     printf("%ld inputs, each 4 ways through both parsers, %ld mismatches\n",
            inputs_checked, mismatches);
-    free(theirs_calls.data);
-    free(ours_calls.data);
+    bytes_free(&theirs_calls.log);
+    bytes_free(&ours_calls.log);
     return ph_test_summary();
 }

@@ -3,6 +3,16 @@
 
 #include "options.h"
 
+/* The message of the last refusal. */
+static char why[200];
+
+/* ph_options_set, its message (if any) in why. */
+static ph_err set(ph_options *o, const char *key, const char *value)
+{
+    why[0] = '\0';
+    return ph_options_set(o, key, value, why, sizeof why);
+}
+
 static void test_defaults(void)
 {
     ph_options o;
@@ -23,11 +33,9 @@ static void test_every_default_is_valid(void)
 {
     const ph_option_def *d;
     ph_options o;
-    char why[200];
 
     for (d = ph_option_defs; d->key != NULL; d++) {
-        why[0] = '\0';
-        if (ph_options_set(&o, d->key, d->def, why, sizeof why) != PH_OK)
+        if (set(&o, d->key, d->def) != PH_OK)
             PH_FAIL_HERE("default of %s rejected: %s", d->key, why);
         CHECK(d->help != NULL && d->section != NULL);
     }
@@ -36,19 +44,18 @@ static void test_every_default_is_valid(void)
 static void test_bounds(void)
 {
     ph_options o;
-    char why[200];
 
     ph_options_defaults(&o);
-    CHECK_EQ(ph_options_set(&o, "pending_instances", "0", why, sizeof why), PH_EINVAL);
+    CHECK_EQ(set(&o, "pending_instances", "0"), PH_EINVAL);
     CHECK(strstr(why, "1..64") != NULL);
     CHECK(strstr(why, "pending_instances") != NULL);
     CHECK_EQ(o.pending_instances, 4);
-    CHECK_EQ(ph_options_set(&o, "pending_instances", "64", why, sizeof why), PH_OK);
+    CHECK_EQ(set(&o, "pending_instances", "64"), PH_OK);
     CHECK_EQ(o.pending_instances, 64);
-    CHECK_EQ(ph_options_set(&o, "pending_instances", "65", why, sizeof why), PH_EINVAL);
-    CHECK_EQ(ph_options_set(&o, "max_frame_bytes", "1023", why, sizeof why), PH_EINVAL);
-    CHECK_EQ(ph_options_set(&o, "max_frame_bytes", "1024", why, sizeof why), PH_OK);
-    CHECK_EQ(ph_options_set(&o, "max_frame_bytes", "99999999999999999999", why, sizeof why), PH_EINVAL);
+    CHECK_EQ(set(&o, "pending_instances", "65"), PH_EINVAL);
+    CHECK_EQ(set(&o, "max_frame_bytes", "1023"), PH_EINVAL);
+    CHECK_EQ(set(&o, "max_frame_bytes", "1024"), PH_OK);
+    CHECK_EQ(set(&o, "max_frame_bytes", "99999999999999999999"), PH_EINVAL);
     CHECK_EQ(o.max_frame_bytes, 1024);
 }
 
@@ -56,12 +63,11 @@ static void test_bad_numbers(void)
 {
     static const char *const bad[] = {"", "-1", "+4", " 4", "4 ", "4x", "0x10"};
     ph_options o;
-    char why[200];
     size_t i;
 
     ph_options_defaults(&o);
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (ph_options_set(&o, "worker_threads", bad[i], why, sizeof why) != PH_EINVAL)
+        if (set(&o, "worker_threads", bad[i]) != PH_EINVAL)
             PH_FAIL_HERE("'%s' accepted as a number", bad[i]);
     }
     CHECK(strstr(why, "not a whole number") != NULL);
@@ -71,19 +77,19 @@ static void test_bad_numbers(void)
 static void test_other_types(void)
 {
     ph_options o, p;
-    char why[200], text[64];
+    char text[64];
     const ph_option_def *d;
 
     ph_options_defaults(&o);
-    CHECK_EQ(ph_options_set(&o, "allow_remote", "ON", why, sizeof why), PH_OK);
+    CHECK_EQ(set(&o, "allow_remote", "ON"), PH_OK);
     CHECK_EQ(o.allow_remote, 1);
-    CHECK_EQ(ph_options_set(&o, "allow_remote", "no", why, sizeof why), PH_OK);
+    CHECK_EQ(set(&o, "allow_remote", "no"), PH_OK);
     CHECK_EQ(o.allow_remote, 0);
-    CHECK_EQ(ph_options_set(&o, "allow_remote", "2", why, sizeof why), PH_EINVAL);
-    CHECK_EQ(ph_options_set(&o, "level", "Warn", why, sizeof why), PH_OK);
+    CHECK_EQ(set(&o, "allow_remote", "2"), PH_EINVAL);
+    CHECK_EQ(set(&o, "level", "Warn"), PH_OK);
     CHECK_EQ(o.log_level, 1);
-    CHECK_EQ(ph_options_set(&o, "level", "trace", why, sizeof why), PH_EINVAL);
-    CHECK_EQ(ph_options_set(&o, "file", "C:\\x.log", why, sizeof why), PH_OK);
+    CHECK_EQ(set(&o, "level", "trace"), PH_EINVAL);
+    CHECK_EQ(set(&o, "file", "C:\\x.log"), PH_OK);
     CHECK_STR(o.log_file, "C:\\x.log");
     /* Formatting gives back text that sets the same value. */
     p = o;
@@ -99,10 +105,9 @@ static void test_other_types(void)
 static void test_unknown_key(void)
 {
     ph_options o;
-    char why[200];
 
     ph_options_defaults(&o);
-    CHECK_EQ(ph_options_set(&o, "worker_thread", "2", why, sizeof why), PH_EINVAL);
+    CHECK_EQ(set(&o, "worker_thread", "2"), PH_EINVAL);
     CHECK(strstr(why, "worker_thread") != NULL);
     CHECK(ph_option_find("worker_thread") == NULL);
     CHECK(ph_option_find("worker_threads") != NULL);
