@@ -72,6 +72,7 @@ typedef struct bench {
     bench_mode mode;
     const char *name; /* the mode's name as given */
     int raw;          /* --raw: plain echo bytes, no frames */
+    int no_lane;      /* --no-lane: library clients keep to the pipe */
     uint32_t clients; /* -c */
     uint32_t seconds; /* -d, when count is 0 */
     uint32_t count;   /* -n: round trips per client, messages or
@@ -260,7 +261,9 @@ static int bconn_open(bench *b, int lib, bconn *c)
         DWORD e;
 
         if (lib) {
-            err = ph_client_connect(b->o->path, b->o->timeout_ms, &c->lib);
+            err = ph_client_connect_ex(b->o->path, b->o->timeout_ms,
+                                       b->no_lane ? PH_CONNECT_NO_LANE : 0,
+                                       &c->lib);
             if (err == PH_OK)
                 return 0;
             if (err != PH_ENOTFOUND)
@@ -1957,6 +1960,36 @@ static int bench_value(int argc, char **argv, int *i, const char *flag,
     return 1;
 }
 
+/* The floor under any transport: copying the payload once in memory, the
+ * same bytes for the same time, so a run can print how far a transport is
+ * from it. Touches no server. */
+static int bench_memcpy(bench *b)
+{
+    uint8_t *dst = malloc(b->size);
+    LARGE_INTEGER now;
+    uint64_t n = 0;
+    double secs;
+
+    if (dst == NULL)
+        return EXIT_NO_ANSWER;
+    clock_start(b);
+    do {
+        memcpy(dst, b->msg, b->size);
+        /* Keep the copy: the next one reads what this one wrote. */
+        b->msg[n % b->size] ^= dst[(n * 7) % b->size];
+        n++;
+        QueryPerformanceCounter(&now);
+    } while (b->count ? n < b->count
+                      : ticks_to_s(b, now.QuadPart - b->start) < b->seconds);
+    secs = ticks_to_s(b, now.QuadPart - b->start);
+    printf("bench mode=memcpy size=%u msgs=%llu secs=%.3f msgs_per_s=%.0f "
+           "us_per_msg=%.1f\n",
+           (unsigned)b->size, (unsigned long long)n, secs, n / secs,
+           secs * 1e6 / (double)n);
+    free(dst);
+    return EXIT_OK;
+}
+
 int ph_cli_bench(const cli *o, int argc, char **argv)
 {
     static const struct {
@@ -1976,6 +2009,7 @@ int ph_cli_bench(const cli *o, int argc, char **argv)
         {"fanout", BENCH_FANOUT, bench_fanout},
         {"idle-sub", BENCH_IDLE_SUB, bench_idle_sub},
         {"abuse", BENCH_ABUSE, bench_abuse},
+        {"memcpy", BENCH_PINGPONG, bench_memcpy},
     };
     /* -c for abuse, per kind: connections per cycle. */
     static const uint32_t abuse_clients[] = {100, 10, 5, 5, 1000};
@@ -2004,6 +2038,10 @@ int ph_cli_bench(const cli *o, int argc, char **argv)
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--raw") == 0) {
             b.raw = 1;
+            continue;
+        }
+        if (strcmp(argv[i], "--no-lane") == 0) {
+            b.no_lane = 1;
             continue;
         }
         if (strcmp(argv[i], "--provider") == 0 && i + 1 < argc &&
@@ -2058,7 +2096,9 @@ int ph_cli_bench(const cli *o, int argc, char **argv)
                : b.mode == BENCH_ROUTED_ASYNC     ? BENCH_ROUTED_WINDOW
                                                   : BENCH_WINDOW_DEFAULT;
     b.size = size                         ? size
-             : strcmp(b.name, "big") == 0 ? BENCH_BIG_SIZE
+             : strcmp(b.name, "big") == 0 ||
+                       strcmp(b.name, "memcpy") == 0
+                 ? BENCH_BIG_SIZE
                                           : BENCH_SIZE_DEFAULT;
     b.clients = clients                          ? clients
                 : strcmp(b.name, "clients") == 0 ? BENCH_CLIENTS_DEFAULT

@@ -20,6 +20,7 @@ enum { EXIT_OK = 0, EXIT_ERROR_REPLY = 1, EXIT_USAGE = 2, EXIT_NO_ANSWER = 3 };
 typedef struct cli {
     char path[PH_PIPE_PATH_MAX + 1]; /* the full \\.\pipe\ path */
     uint32_t timeout_ms;             /* --timeout */
+    int no_lane;                     /* --no-lane: keep to the pipe */
 } cli;
 
 /* Largest PAYLOAD read from a file or stdin: the top of the server's

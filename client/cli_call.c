@@ -64,6 +64,16 @@ int ph_cli_call(const cli *o, int argc, char **argv)
     size_t len;
     int rc;
 
+    cli lo;
+
+    /* pipehub call --no-lane ROUTE ...: as the global option. */
+    if (argc >= 1 && strcmp(argv[0], "--no-lane") == 0) {
+        lo = *o;
+        lo.no_lane = 1;
+        o = &lo;
+        argc--;
+        argv++;
+    }
     if (argc < 1 || argc > 2)
         return ph_cli_usage_error("%s", "call needs ROUTE and at most one "
                                         "PAYLOAD");

@@ -23,6 +23,7 @@ static const char usage_text[] =
     "commands:\n"
     "  call ROUTE [PAYLOAD]  send PAYLOAD (default empty) to ROUTE, built in\n"
     "                        or served by a client, and print the reply\n"
+    "                        (call --no-lane ROUTE ...: keep to the pipe)\n"
     "  ping [-n N]           time N sys.ping round trips (default 4)\n"
     "  stats                 print the server's counters (sys.stats) as JSON\n"
     "  routes                table of the routes the hub serves (sys.routes)\n"
@@ -70,6 +71,8 @@ static const char usage_text[] =
     "  --pipe NAME     pipe name or \\\\.\\pipe\\NAME path (default pipehub)\n"
     "  --timeout MS    limit for connecting, for each call and for each\n"
     "                  serve command, in milliseconds (default 5000)\n"
+    "  --no-lane       never use a shared-memory lane: big payloads go\n"
+    "                  through the pipe (also PIPEHUB_LANE=0)\n"
     "  --help          show this text\n"
     "\n"
     "bench modes:\n"
@@ -93,6 +96,8 @@ static const char usage_text[] =
     "             50) and --stall more that never read; events delivered/s\n"
     "  idle-sub   idle, each connection with one subscription; afterwards\n"
     "             each must receive an event\n"
+    "  memcpy     no server: copy -s bytes (default 1048576) in memory, the\n"
+    "             floor any transport is compared with\n"
     "  abuse      --kind connect-close|silent|slowloris|nonreader|overlimit\n"
     "             clients, in cycles of -c (-d or -n cycles); each must be\n"
     "             dropped (overlimit: refused BUSY) by the hub\n"
@@ -106,6 +111,8 @@ static const char usage_text[] =
     "              fanout 4096)\n"
     "  --hold S    seconds idle connections are held (default 3)\n"
     "  --raw       plain echo bytes, no frames (for bench/baseline.exe)\n"
+    "  --no-lane   library clients keep to the pipe (big payloads\n"
+    "              otherwise go through a shared-memory lane)\n"
     "  --provider lib|raw  routed: serve through the library (default) or\n"
     "              a raw pipe handle; --providers N (default 1)\n"
     "  --stall N   fanout: subscribers that never read (default 0)\n"
@@ -184,7 +191,9 @@ int ph_cli_report_failure(const cli *o, const char *what, ph_err err)
 
 int ph_cli_connect(const cli *o, ph_client **out)
 {
-    ph_err err = ph_client_connect(o->path, o->timeout_ms, out);
+    ph_err err = ph_client_connect_ex(o->path, o->timeout_ms,
+                                      o->no_lane ? PH_CONNECT_NO_LANE : 0,
+                                      out);
 
     return err == PH_OK ? EXIT_OK : ph_cli_report_failure(o, "connect", err);
 }
@@ -387,6 +396,7 @@ int main(int argc, char **argv)
     int i, missing = 0;
 
     o.timeout_ms = TIMEOUT_DEFAULT_MS;
+    o.no_lane = 0;
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage_text, stdout);
@@ -395,6 +405,10 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--") == 0) {
             i++;
             break;
+        }
+        if (strcmp(argv[i], "--no-lane") == 0) {
+            o.no_lane = 1;
+            continue;
         }
         if ((v = option_value(argc, argv, &i, "--pipe", &missing)) != NULL) {
             pipe = v;

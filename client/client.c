@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "lane.h"
 #include "names.h"
 #include "pipehub.h"
 #include "win_error.h"
@@ -154,7 +155,35 @@ struct ph_client {
     volatile LONG xpending;   /* xqueue has bytes (a hint when read
                                  without the lock) */
     ph_err xbroken;           /* copy of broken/write_err for replies */
+    /* The lane (docs/PROTOCOL.md, "The lane"), driving thread only. */
+    int lane_state;           /* LANE_* */
+    uint8_t *lane_view;       /* the section, mapped */
+    size_t lane_bytes;
+    ph_lane lane;             /* the client's side of both rings */
+    uint32_t lane_threshold;  /* payloads from this size use the ring */
+    uint32_t max_frame;       /* the server's, from sys.lane's answer */
+    int lane_blocked;         /* a payload waits for room in our ring */
+    uint8_t *lane_in;         /* a payload read from the hub's ring */
+    uint32_t lane_in_cap;
 };
+
+enum {
+    LANE_UNASKED, /* asked for the first time a big payload leaves */
+    LANE_ASKING,  /* sys.lane is out: big payloads wait for its answer */
+    LANE_READY,
+    LANE_OFF      /* refused, or turned off: everything goes inline */
+};
+
+/* Payloads from this size make the library ask for a lane; the hub's
+ * threshold applies once it has one. */
+#define LANE_ASK_BYTES (64u * 1024u)
+/* The ring asked for: this (the [lane] max_bytes default), or the first
+ * big payload's size rounded up to a power of two when that is more; the
+ * hub gives at most its max_bytes, and says how much. Pages of the section
+ * that are never used cost no memory. */
+#define LANE_RING_MIN (16u * 1024u * 1024u)
+
+static int lane_incoming(ph_client *c, ph_frame *f);
 
 /* Milliseconds left before deadline (a GetTickCount64 value); 0 once past. */
 static DWORD remaining(ULONGLONG deadline)
@@ -520,6 +549,10 @@ static void on_read(ph_client *c, uint32_t n)
             return;
         }
         off += used;
+        if ((f.flags & PH_FLAG_LANE) && lane_incoming(c, &f) != 0) {
+            fail_all(c, PH_EBADFRAME);
+            return;
+        }
         dispatch(c, &f);
         if (c->broken != PH_OK)
             return;
@@ -618,6 +651,216 @@ static void take_replies(ph_client *c)
     LeaveCriticalSection(&c->lock);
 }
 
+/* ---- the lane ------------------------------------------------------------ */
+
+static ph_err json_u64(const char *j, size_t n, const char *key, uint64_t *v)
+{
+    char k[40];
+    const char *p, *end = j + n;
+
+    snprintf(k, sizeof k, "\"%s\":", key);
+    p = strstr(j, k);
+    if (p == NULL || p >= end)
+        return PH_EBADFRAME;
+    p += strlen(k);
+    *v = 0;
+    if (p >= end || *p < '0' || *p > '9')
+        return PH_EBADFRAME;
+    while (p < end && *p >= '0' && *p <= '9')
+        *v = *v * 10 + (uint64_t)(*p++ - '0');
+    return PH_OK;
+}
+
+/* sys.lane's answer: map the section whose handle the hub put into this
+ * process, check its header, and use it from now on. Anything wrong turns
+ * the lane off; the payloads waiting then go inline. */
+static void lane_answered(void *ctx, ph_err err, const ph_frame *f)
+{
+    ph_client *c = ctx;
+    uint64_t handle = 0, bytes = 0, threshold = 0, max_frame = 0;
+    const char *j = f != NULL ? (const char *)f->payload : NULL;
+    size_t n = f != NULL ? f->payload_len : 0;
+    void *view = NULL;
+
+    c->lane_state = LANE_OFF;
+    c->lane_blocked = 0;
+    if (err != PH_OK || f->kind != PH_REPLY ||
+        json_u64(j, n, "handle", &handle) != PH_OK ||
+        json_u64(j, n, "section_bytes", &bytes) != PH_OK ||
+        json_u64(j, n, "threshold", &threshold) != PH_OK ||
+        json_u64(j, n, "max_frame", &max_frame) != PH_OK ||
+        bytes > PH_LANE_MAX_BYTES || threshold > UINT32_MAX ||
+        max_frame > UINT32_MAX)
+        return;
+    view = MapViewOfFile((HANDLE)(uintptr_t)handle,
+                         FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, (size_t)bytes);
+    /* The view keeps the section; the handle has done its work. */
+    CloseHandle((HANDLE)(uintptr_t)handle);
+    if (view == NULL)
+        return;
+    if (ph_lane_attach(view, (size_t)bytes, &c->lane) != PH_OK) {
+        UnmapViewOfFile(view);
+        return;
+    }
+    c->lane_view = view;
+    c->lane_bytes = (size_t)bytes;
+    c->lane_threshold = (uint32_t)threshold;
+    c->max_frame = (uint32_t)max_frame;
+    c->decoder.flags_ok = PH_FLAG_LANE;
+    c->lane_state = LANE_READY;
+}
+
+/* Append sys.lane asking for a ring for payloads of plen bytes to b, with
+ * an internal call slot for its answer. */
+static ph_err lane_ask(ph_client *c, ph_buf *b, uint32_t plen)
+{
+    char size[16];
+    uint32_t ring = LANE_RING_MIN;
+    ph_frame f;
+    call *k;
+    ph_err err;
+
+    while (ring < plen && ring < 0x40000000u)
+        ring *= 2;
+    if ((err = calls_reserve(c)) != PH_OK)
+        return err;
+    memset(&f, 0, sizeof f);
+    f.kind = PH_REQUEST;
+    f.id = c->next_id;
+    f.route = "sys.lane";
+    f.route_len = 8;
+    f.payload = (const uint8_t *)size;
+    f.payload_len = (uint32_t)snprintf(size, sizeof size, "%u",
+                                       (unsigned)ring);
+    if ((err = ph_frame_append(b, &f)) != PH_OK)
+        return err;
+    c->next_id = f.id == UINT32_MAX ? 1 : f.id + 1;
+    k = slot(c, c->calls_count++);
+    k->id = f.id;
+    k->deadline = NO_DEADLINE;
+    k->cb = lane_answered;
+    k->ctx = c;
+    c->npending++;
+    return PH_OK;
+}
+
+/* c->out was just taken from the queue: move big payloads into our ring,
+ * leaving descriptors in the frames, in order. The first big payload asks
+ * for the lane; frames from one that must wait (for the answer, or for
+ * room the hub has not given back yet) go back to the queue, and writing
+ * resumes once it can go. */
+static void lane_outgoing(ph_client *c)
+{
+    ph_buf *b = &c->out, rest = {0};
+    size_t rd = 0, wr = 0;
+    ph_err err = PH_OK;
+
+    while (rd < b->len) {
+        uint8_t *fr = b->data + rd;
+        uint32_t n = ph_get_u32le(fr), at = PH_FRAME_HEADER_LEN + fr[6];
+        uint32_t plen = n - at, small;
+        int big = fr[7] == 0 &&
+                  (c->lane_state == LANE_READY
+                       ? plen >= c->lane_threshold ||
+                             (c->max_frame && n > c->max_frame)
+                       : plen >= LANE_ASK_BYTES);
+        if (big && c->lane_state == LANE_UNASKED) {
+            /* Ask now: the request leaves with the frames before this one;
+             * this one and the rest wait for the answer. */
+            if (ph_buf_append(&rest, fr, b->len - rd) != PH_OK) {
+                c->lane_state = LANE_OFF;
+                continue;
+            }
+            b->len = wr;
+            if (lane_ask(c, b, plen) != PH_OK) {
+                /* Nothing was added: the frames go inline after all. */
+                b->len = wr;
+                (void)ph_buf_append(b, rest.data, rest.len);
+                rest.len = 0;
+                c->lane_state = LANE_OFF;
+                rd = wr;
+                continue;
+            }
+            c->lane_state = LANE_ASKING;
+            c->lane_blocked = 1;
+            wr = b->len;
+            rd = b->len;
+            break;
+        }
+        if (big && c->lane_state == LANE_ASKING) {
+            c->lane_blocked = 1;
+            break;
+        }
+        if (big && c->lane_state == LANE_READY && plen <= c->lane.out.size) {
+            err = ph_lane_put_frame(&c->lane.out, fr, &small);
+            if (err == PH_EAGAIN) {
+                c->lane_blocked = 1;
+                break;
+            }
+            if (err != PH_OK) {
+                fail_all(c, PH_EBADFRAME); /* the hub's head is nonsense */
+                return;
+            }
+            memmove(b->data + wr, fr, small);
+            wr += small;
+            rd += n;
+            continue;
+        }
+        memmove(b->data + wr, fr, n);
+        wr += n;
+        rd += n;
+    }
+    /* What waits goes back in front of whatever was queued since (the
+     * queue was empty at the swap, so only frames queued from here on). */
+    if (rest.len == 0 && rd < b->len)
+        (void)ph_buf_append(&rest, b->data + rd, b->len - rd);
+    if (rest.len > 0) {
+        if (ph_buf_append(&rest, c->queue.data, c->queue.len) == PH_OK) {
+            ph_buf t = c->queue;
+            c->queue = rest;
+            rest = t;
+        }
+        ph_buf_free(&rest);
+    }
+    b->len = wr;
+}
+
+/* A lane frame from the hub: copy its payload out of the hub's ring into
+ * *out's place. -1 when the lane is broken (the stream fails). */
+static int lane_incoming(ph_client *c, ph_frame *f)
+{
+    uint32_t off, len;
+    uint8_t *p;
+
+    if (c->lane_state != LANE_READY || f->payload_len != PH_LANE_DESC_BYTES)
+        return -1;
+    ph_lane_desc_get(f->payload, &off, &len);
+    if (len > c->lane.in.size)
+        return -1;
+    if (len > c->lane_in_cap) {
+        if ((p = ph_realloc(c->lane_in, len)) == NULL)
+            return -1;
+        c->lane_in = p;
+        c->lane_in_cap = len;
+    }
+    if (ph_lane_read(&c->lane.in, off, len, c->lane_in) != PH_OK)
+        return -1;
+    f->payload = c->lane_in;
+    f->payload_len = len;
+    f->flags = 0;
+    /* The hub may be holding a frame for want of the room just given. */
+    if (ph_lane_wake_due(&c->lane)) {
+        ph_frame w;
+        memset(&w, 0, sizeof w);
+        w.kind = PH_EVENT;
+        w.route = "sys.lane";
+        w.route_len = 8;
+        if (ph_frame_append(&c->queue, &w) != PH_OK)
+            return -1;
+    }
+    return 0;
+}
+
 /* Write everything queued, in one WriteFile, unless a write is in flight. */
 static void start_write(ph_client *c)
 {
@@ -632,6 +875,14 @@ static void start_write(ph_client *c)
             c->queue = t;
             c->queue.len = 0;
             c->out_done = 0;
+            if (c->lane_state != LANE_OFF) {
+                c->lane_blocked = 0;
+                lane_outgoing(c);
+                if (c->broken != PH_OK)
+                    return;
+                if (c->out.len == 0)
+                    return; /* everything waits: see lane_outgoing */
+            }
         }
         len = c->out.len - c->out_done > WRITE_CHUNK_MAX
                   ? WRITE_CHUNK_MAX
@@ -739,6 +990,10 @@ static void drive(ph_client *c, ULONGLONG deadline, int flushing)
         if (c->npending > 0 && c->earliest < deadline &&
             remaining(c->earliest) < ms)
             ms = remaining(c->earliest);
+        /* Our ring is full: the hub gives room back as it reads, and says
+         * nothing, so look again soon. */
+        if (c->lane_blocked && c->lane_state == LANE_READY && ms > 1)
+            ms = 1;
         if (c->stale) {
             ResetEvent(c->event);
             c->stale = 0;
@@ -782,8 +1037,24 @@ static ph_err make_reply(const ph_frame *f, ph_reply *reply)
     return PH_OK;
 }
 
+/* PIPEHUB_LANE=0 in the environment keeps a process's clients off the
+ * lane. */
+static int lane_env_off(void)
+{
+    char v[8];
+    DWORD n = GetEnvironmentVariableA("PIPEHUB_LANE", v, sizeof v);
+
+    return n > 0 && n < sizeof v && strcmp(v, "0") == 0;
+}
+
 ph_err ph_client_connect(const char *pipe, uint32_t timeout_ms,
                          ph_client **out)
+{
+    return ph_client_connect_ex(pipe, timeout_ms, 0, out);
+}
+
+ph_err ph_client_connect_ex(const char *pipe, uint32_t timeout_ms,
+                            unsigned flags, ph_client **out)
 {
     char path[PH_PIPE_PATH_MAX + 1];
     ULONGLONG deadline = deadline_after(timeout_ms);
@@ -838,6 +1109,9 @@ ph_err ph_client_connect(const char *pipe, uint32_t timeout_ms,
     c->pipe = h;
     c->next_id = 1;
     c->earliest = NO_DEADLINE;
+    c->lane_state = (flags & PH_CONNECT_NO_LANE) || lane_env_off()
+                        ? LANE_OFF
+                        : LANE_UNASKED;
     ph_decoder_init(&c->decoder, CLIENT_MAX_FRAME);
     c->in = ph_alloc(READ_SMALL);
     if (c->in == NULL) {
@@ -1084,6 +1358,9 @@ void ph_client_close(ph_client *c)
     ph_free(c->regs);
     ph_free(c->in);
     ph_free(c->calls);
+    ph_free(c->lane_in);
+    if (c->lane_view != NULL)
+        UnmapViewOfFile(c->lane_view);
     ph_free(c);
 }
 

@@ -74,6 +74,16 @@ typedef void ph_call_cb(void *ctx, ph_err err, const ph_frame *reply);
 ph_err ph_client_connect(const char *pipe, uint32_t timeout_ms,
                          ph_client **out);
 
+/* ph_client_connect with flags: PH_CONNECT_NO_LANE keeps this client off
+ * the shared-memory lane. Without it, the library asks the hub for a lane
+ * the first time a payload of 64 KiB or more leaves, and from then on
+ * payloads from the hub's threshold up travel through it (docs/PROTOCOL.md,
+ * "The lane"); PIPEHUB_LANE=0 in the environment turns that off for every
+ * client of the process. Any thread. */
+enum { PH_CONNECT_NO_LANE = 1 };
+ph_err ph_client_connect_ex(const char *pipe, uint32_t timeout_ms,
+                            unsigned flags, ph_client **out);
+
 /* Send a REQUEST to route and wait up to timeout_ms for its REPLY or ERROR.
  * On PH_OK *reply holds the answer (which may be an ERROR frame: check
  * reply->kind); the caller frees it with ph_reply_free. Any other return

@@ -64,6 +64,8 @@ typedef enum ph_kind {
 typedef struct ph_frame {
     uint8_t kind;         /* ph_kind */
     uint8_t route_len;    /* bytes at route */
+    uint8_t flags;        /* PH_FLAG_LANE (lane.h): payload is a lane
+                             descriptor; 0 otherwise */
     uint32_t id;          /* request id; 0 in EVENTs and in BAD_FRAME errors */
     uint32_t status;      /* 0, or the error code in ERROR frames */
     const char *route;    /* not NUL-terminated */

@@ -53,7 +53,7 @@ ph_err ph_frame_encode(const ph_frame *f, uint8_t *dst, size_t cap,
     dst[4] = PH_PROTOCOL_VERSION;
     dst[5] = f->kind;
     dst[6] = f->route_len;
-    dst[7] = 0;
+    dst[7] = f->flags;
     ph_put_u32le(dst + 8, f->id);
     ph_put_u32le(dst + 12, f->status);
     if (f->route_len)
@@ -180,8 +180,9 @@ static ph_err check_header(ph_decoder *d, const uint8_t *h)
                     PH_PROTOCOL_VERSION);
     if (!kind_valid(h[5]))
         return fail(d, PH_EBADFRAME, "kind %u is unknown", h[5]);
-    if (h[7] != 0)
-        return fail(d, PH_EBADFRAME, "flags 0x%02x must be 0 in version 1", h[7]);
+    if ((h[7] & ~d->flags_ok) != 0)
+        return fail(d, PH_EBADFRAME, "flags 0x%02x must be 0 in version 1%s",
+                    h[7], d->flags_ok ? " (but for the lane bit 0x01)" : "");
     if (PH_FRAME_HEADER_LEN + (uint32_t)h[6] > frame_len)
         return fail(d, PH_EBADFRAME, "route_len %u runs past frame_len %u", h[6],
                     (unsigned)frame_len);
@@ -199,6 +200,7 @@ static ph_err finish(ph_decoder *d, const uint8_t *frame, ph_frame *out)
     size_t i;
 
     out->kind = frame[5];
+    out->flags = frame[7];
     out->route_len = frame[6];
     out->id = ph_get_u32le(frame + 8);
     out->status = ph_get_u32le(frame + 12);

@@ -73,6 +73,8 @@ ph_err ph_frame_end(ph_buf *b, size_t start, uint32_t max_frame);
 /* The decoder. Zero-initialise, then call ph_decoder_init. */
 typedef struct ph_decoder {
     uint32_t max_frame;           /* frames longer than this are TOO_LARGE */
+    uint8_t flags_ok;             /* flag bits a frame may carry (0 until a
+                                     lane is set up: PH_FLAG_LANE) */
     uint8_t header[PH_FRAME_HEADER_LEN]; /* header bytes gathered so far */
     uint32_t have;                /* bytes of the current frame seen */
     uint32_t frame_len;           /* of the current frame, once known */

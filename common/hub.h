@@ -123,6 +123,10 @@ void ph_hub_set_limits(ph_hub *h, const ph_hub_limits *limits);
 ph_err ph_hub_connect(ph_hub *h, uint32_t id, void *conn,
                       const ph_identity *who, char *why, size_t why_cap);
 
+/* Connection id has set up a lane: frames over max_frame may be sent to it
+ * (their payloads go into its lane). Unknown ids are ignored. */
+void ph_hub_set_lane(ph_hub *h, uint32_t id);
+
 /* A client is gone: its routes, subscriptions and monitor end, requests it
  * was serving get ERROR UNAVAILABLE, replies still due to it will be
  * dropped. After this the hub never names conn again. Unknown ids are

@@ -131,6 +131,16 @@ void hub_forward(ph_hub *h, hconn *c, const ph_frame *f)
                        "the provider of '%s' is disconnecting", r->name);
         return;
     }
+    /* A lane payload over max_frame goes only to a provider with a lane. */
+    if (ph_frame_size(f->route_len, f->payload_len) > h->lim.max_frame &&
+        !prov->lane) {
+        hub_send_error(h, c, f->id, PH_ETOOBIG, f->route, f->route_len,
+                       "a request of %u bytes is over max_frame_bytes (%u) "
+                       "and the provider of '%s' (conn %u) has no lane",
+                       (unsigned)f->payload_len, (unsigned)h->lim.max_frame,
+                       r->name, (unsigned)prov->id);
+        return;
+    }
     queued = prov != c ? h->io.queued(h->io.ctx, prov->handle) : 0;
     if (queued >= h->lim.send_queue_bytes) {
         h->st.requests_busy++;
@@ -212,6 +222,19 @@ void hub_answer(ph_hub *h, hconn *c, const ph_frame *f)
     if (hub_encode(h, f->kind, p->caller_req, f->kind == PH_ERROR ? f->status : 0,
                    NULL, 0, f->payload, f->payload_len) != PH_OK) {
         hub_pending_fail(h, p, PH_EINTERNAL, "server out of memory");
+        return;
+    }
+    if (hub_too_large_for(h, caller)) {
+        /* Both ends hear why: the provider (the sender) and the caller,
+         * who would otherwise wait for its deadline. */
+        size_t n = f->payload_len;
+        hub_send_error(h, c, f->id, PH_ETOOBIG, p->route, p->route_len,
+                       "a reply of %zu bytes is over max_frame_bytes (%u) "
+                       "and the caller (conn %u) has no lane", n,
+                       (unsigned)h->lim.max_frame, (unsigned)caller->id);
+        hub_pending_fail(h, p, PH_ETOOBIG, "the reply of %zu bytes is over "
+                         "max_frame_bytes (%u) and this connection has no "
+                         "lane", n, (unsigned)h->lim.max_frame);
         return;
     }
     if (hub_deliver(h, caller, h->enc.data, h->enc.len, "caller") == 0) {

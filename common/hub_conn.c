@@ -151,3 +151,10 @@ void ph_hub_disconnect(ph_hub *h, uint32_t id)
     ph_free(c);
 }
 
+void ph_hub_set_lane(ph_hub *h, uint32_t id)
+{
+    hconn *c = hub_conn_find(h, id);
+
+    if (c != NULL)
+        c->lane = 1;
+}

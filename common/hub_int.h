@@ -98,6 +98,7 @@ struct hconn {
     ucount *user;         /* its account's connection count */
     uint32_t logged;      /* limits already logged for it (LOGGED_*) */
     uint64_t frames_routed; /* frames the hub queued for it */
+    int lane;             /* has a lane: takes frames over max_frame */
 };
 
 struct ph_hub {
@@ -118,6 +119,8 @@ struct ph_hub {
     ph_err cur_err;       /* ENOMEM on cur_out */
     ph_hub_stats st;
     htab users;           /* ucount by SID */
+    uint32_t missed;      /* subscribers the event being published could
+                             not reach (too large, no lane) */
 };
 
 /* Each limit is logged once per connection (and all of them rate-limited by
@@ -158,6 +161,10 @@ void hub_send_error(ph_hub *h, hconn *c, uint32_t id, ph_err code,
 void hub_reply(ph_hub *h, uint32_t id, const void *payload, size_t len);
 int hub_is_sys(const char *name, size_t len);
 int hub_pattern_valid(const char *p, size_t len, int allow_star);
+
+/* 1 when the frame in h->enc is too large for c: over max_frame, and c has
+ * no lane to take it (hub_send.c). */
+int hub_too_large_for(const ph_hub *h, const hconn *c);
 
 /* hub_conn.c */
 hconn *hub_conn_find(const ph_hub *h, uint32_t id);

@@ -43,6 +43,11 @@ void hub_log_limit(ph_hub *h, hconn *c, uint32_t which, const char *fmt, ...)
     h->io.log(h->io.ctx, 1 | PH_HUB_LOG_LIMITED, msg);
 }
 
+int hub_too_large_for(const ph_hub *h, const hconn *c)
+{
+    return h->enc.len > h->lim.max_frame && !c->lane;
+}
+
 int hub_is_sys(const char *name, size_t len)
 {
     return len >= 4 && memcmp(name, "sys.", 4) == 0;

@@ -22,6 +22,10 @@ static int deliver_topic(ph_hub *h, topic *t, uint64_t seq,
          * rule: it is checked for every event too. */
         if (rule != NULL && !hub_rule_allows(s, rule, ACT_SUBSCRIBE))
             continue;
+        if (hub_too_large_for(h, s)) {
+            h->missed++;
+            continue;
+        }
         if (hub_deliver(h, s, h->enc.data, h->enc.len, "subscriber") == 0)
             n++;
     }
@@ -41,6 +45,7 @@ void hub_publish(ph_hub *h, uint32_t from, const char *name, size_t len,
 
     if (hub_encode(h, PH_EVENT, 0, 0, name, len, payload, plen) != PH_OK)
         return;
+    h->missed = 0;
     n += deliver_topic(h, named_find(&h->topics, name, len), seq, rule);
     for (i = len; i-- > 1;) {
         if (name[i] != '.')
@@ -55,6 +60,14 @@ void hub_publish(ph_hub *h, uint32_t from, const char *name, size_t len,
     if (n == 0)
         h->st.events_unheard++;
     hub_monitor_copy(h, from, 0, name, len, h->enc.data, h->enc.len);
+    /* A lane payload over max_frame reaches only subscribers with a lane:
+     * the publisher hears, once, how many it missed. */
+    if (h->missed > 0 && h->cur != NULL && h->cur->id == from)
+        hub_send_error(h, h->cur, 0, PH_ETOOBIG, name, len,
+                       "event of %zu bytes is over max_frame_bytes (%u) and "
+                       "%u subscriber(s) without a lane did not get it",
+                       plen, (unsigned)h->lim.max_frame,
+                       (unsigned)h->missed);
 }
 
 void hub_route_event(ph_hub *h, const char *topic_name, const hroute *r)

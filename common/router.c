@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "lane.h"
 #include "sysroutes.h"
 
 static ph_err reply(ph_buf *out, const ph_frame *f, const void *payload,
@@ -83,6 +84,7 @@ ph_err ph_router_sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
                            ph_buf *out, ph_route_result *res)
 {
     size_t start, n = f->payload_len;
+    uint32_t lane_max, lane_threshold;
     ph_json j;
     ph_err err;
 
@@ -104,6 +106,13 @@ ph_err ph_router_sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
     ph_json_u64(&j, "conn_id", peer->conn_id);
     if (peer->name[0])
         ph_json_str(&j, "client", peer->name, strlen(peer->name));
+    /* The lane's terms, so a client knows whether to ask (sys.lane). */
+    if (r->lane_terms != NULL && r->lane_terms(r->stats_ctx, &lane_max,
+                                               &lane_threshold)) {
+        ph_json_u64(&j, "lane_version", PH_LANE_VERSION);
+        ph_json_u64(&j, "lane_max_bytes", lane_max);
+        ph_json_u64(&j, "lane_threshold", lane_threshold);
+    }
     return json_reply_end(peer, out, start, &j, f, res);
 }
 
@@ -164,6 +173,50 @@ ph_err ph_router_sys_config(const ph_router *r, ph_peer *peer,
         return err;
     if (r->config)
         r->config(r->stats_ctx, &j);
+    return json_reply_end(peer, out, start, &j, f, res);
+}
+
+/* sys.lane SIZE: a shared-memory lane with rings of SIZE bytes each way
+ * (docs/PROTOCOL.md, "The lane"). The platform makes it; the answer says
+ * where it is. */
+ph_err ph_router_sys_lane(const ph_router *r, ph_peer *peer,
+                          const ph_frame *f, ph_buf *out,
+                          ph_route_result *res)
+{
+    char why[160];
+    ph_lane_offer offer;
+    uint64_t ring = 0;
+    size_t start;
+    uint32_t i;
+    ph_json j;
+    ph_err err;
+
+    for (i = 0; i < f->payload_len && i < 11; i++) {
+        uint8_t ch = f->payload[i];
+        if (ch < '0' || ch > '9')
+            break;
+        ring = ring * 10 + (uint64_t)(ch - '0');
+    }
+    if (i == 0 || i != f->payload_len || ring > UINT32_MAX)
+        return reply_error(out, f->id, PH_EBADREQ,
+                           "expected the ring's size in bytes, in decimal",
+                           res);
+    if (r->lane == NULL)
+        return reply_error(out, f->id, PH_EFORBIDDEN,
+                           "this server offers no lanes", res);
+    memset(&offer, 0, sizeof offer);
+    err = r->lane(r->stats_ctx, peer, (uint32_t)ring, &offer, why, sizeof why);
+    if (err != PH_OK)
+        return reply_error(out, f->id, err, why, res);
+    err = json_reply_begin(out, f, &start, &j);
+    if (err != PH_OK)
+        return err;
+    ph_json_u64(&j, "version", PH_LANE_VERSION);
+    ph_json_u64(&j, "handle", offer.handle);
+    ph_json_u64(&j, "section_bytes", offer.section_bytes);
+    ph_json_u64(&j, "ring_bytes", offer.ring_bytes);
+    ph_json_u64(&j, "threshold", offer.threshold);
+    ph_json_u64(&j, "max_frame", peer->max_frame);
     return json_reply_end(peer, out, start, &j, f, res);
 }
 

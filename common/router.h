@@ -25,6 +25,16 @@ typedef struct ph_process_info {
     uint64_t working_set;    /* resident memory */
 } ph_process_info;
 
+struct ph_peer;
+
+/* A lane set up for a peer (sys.lane's answer). */
+typedef struct ph_lane_offer {
+    uint64_t handle;        /* the section's handle in the client's process */
+    uint32_t ring_bytes;    /* each ring */
+    uint64_t section_bytes; /* the whole section, header included */
+    uint32_t threshold;     /* payloads from this size go to the ring */
+} ph_lane_offer;
+
 typedef struct ph_router {
     const char *server_version;  /* reported by sys.hello, e.g. "0.1.0" */
     /* Fills a snapshot for sys.stats. Called on a worker thread; must not
@@ -37,6 +47,14 @@ typedef struct ph_router {
      * for sys.config (stats_ctx is passed). The server owns the settings'
      * table; the router only frames the answer. May be NULL. */
     void (*config)(void *ctx, ph_json *j);
+    /* sys.lane: set up a lane with rings of ring bytes for peer. PH_OK with
+     * *offer, or an error code with why (for the client's ERROR). May be
+     * NULL: no lanes. */
+    ph_err (*lane)(void *ctx, struct ph_peer *peer, uint32_t ring,
+                   ph_lane_offer *offer, char *why, size_t cap);
+    /* sys.hello's lane terms: 1 and the largest ring and the threshold when
+     * lanes are offered, else 0. May be NULL. */
+    int (*lane_terms)(void *ctx, uint32_t *max_bytes, uint32_t *threshold);
 } ph_router;
 
 /* What the router knows of the sender. Owned by the connection. */

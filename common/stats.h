@@ -44,7 +44,10 @@
     X(limit_provider_queue, HUB)                 \
     X(limit_max_routes, HUB)                     \
     X(limit_max_subscriptions, HUB)              \
-    X(access_denied, HUB)
+    X(access_denied, HUB)                        \
+    X(lanes_current, SERVER)                     \
+    X(lane_bytes_in, SERVER)                     \
+    X(lane_bytes_out, SERVER)
 
 /* Helpers for X-macros that keep only some owners' rows. */
 #define PH_STATS_IF_SERVER(x)

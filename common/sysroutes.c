@@ -13,6 +13,7 @@ const ph_sys_route ph_sys_routes[] = {
     LOCAL("sys.stats", ph_router_sys_stats),
     LOCAL("sys.process", ph_router_sys_process),
     LOCAL("sys.config", ph_router_sys_config),
+    LOCAL("sys.lane", ph_router_sys_lane),
     HUB("sys.register", 0, hub_sys_register),
     HUB("sys.unregister", 0, hub_sys_unregister),
     HUB("sys.subscribe", 0, hub_sys_subscribe),

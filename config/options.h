@@ -55,6 +55,11 @@ typedef struct ph_options {
     uint32_t max_connections_per_user; /* per account (SID) */
     uint32_t max_routes_per_client;
     uint32_t max_subscriptions_per_client;
+    /* [lane] (applied to lanes set up from then on) */
+    uint32_t lane_enabled;       /* 0/1: sys.lane is offered */
+    uint32_t lane_max_bytes;     /* largest ring a client may ask for */
+    uint32_t lane_threshold_bytes; /* payloads from this size use the lane */
+    uint32_t lane_max_total_bytes; /* all lanes' sections together */
     /* [security] */
     char sddl[PH_SDDL_MAX];      /* the pipe's security descriptor */
     uint32_t allow_remote;       /* 0/1: accept clients from other hosts */

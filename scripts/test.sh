@@ -38,9 +38,9 @@ CC=gcc cmake -S . -B "$PH_BUILD/native" -DPH_SANITIZE=address,undefined -DPH_REQ
 cmake --build "$PH_BUILD/native" -j"$(nproc)"
 run_ctest --test-dir "$PH_BUILD/native"
 
-echo "== fuzz build (clang, libFuzzer+ASan+UBSan): bounded fuzz runs of the frame decoder, the INI reader, the hub and the rule parser"
+echo "== fuzz build (clang, libFuzzer+ASan+UBSan): bounded fuzz runs of the frame decoder, the INI reader, the hub, the rule parser and the lane"
 CC=clang cmake -S . -B "$PH_BUILD/fuzz" -DPH_FUZZ=ON -DPH_SANITIZE=address,undefined -DPH_REQUIRE_INIH=ON >/dev/null
-cmake --build "$PH_BUILD/fuzz" -j"$(nproc)" --target fuzz_frame fuzz_ini fuzz_hub fuzz_rules
+cmake --build "$PH_BUILD/fuzz" -j"$(nproc)" --target fuzz_frame fuzz_ini fuzz_hub fuzz_rules fuzz_lane
 run_ctest --test-dir "$PH_BUILD/fuzz" -L fuzz
 
 echo "== Windows build (mingw-w64): unit and integration tests under Wine"

@@ -7,6 +7,7 @@
 
 #include "frame.h"
 #include "hub.h"
+#include "lane.h"
 #include "options.h"
 #include "router.h"
 #include "server.h"
@@ -58,6 +59,19 @@ typedef struct ph_conn_identity {
     char groups[2048];       /* enabled group SIDs, comma separated */
 } ph_conn_identity;
 
+/* A connection's shared-memory lane (win_lane.c; docs/PROTOCOL.md, "The
+ * lane"). Guarded by the connection's lock. */
+typedef struct ph_conn_lane {
+    uint8_t *view;          /* the section, mapped; NULL: no lane */
+    size_t bytes;           /* of the section */
+    ph_lane rings;          /* the hub's side of both rings */
+    uint32_t threshold;     /* payloads from this size go to the ring */
+    uint8_t *in;            /* a payload read from the client's ring */
+    uint32_t in_cap;
+    int blocked;            /* a payload waits for room in the client's
+                               ring: writing stops until it wakes us */
+} ph_conn_lane;
+
 /* One pipe instance and, while a client is connected, its connection.
  * Lifetime: close (cancel I/O) -> drain (ops_pending reaches 0) -> recycle
  * the instance or free it. Only the thread that sees ops_pending reach 0
@@ -106,6 +120,8 @@ struct ph_conn {
     ULONGLONG stall_since;  /* output at quota, unread since; 0 */
     ULONGLONG close_by;     /* close_after_flush: cut off after this; 0 */
     char who[80];           /* account or SID, for log lines */
+    char sid[192];          /* the client's user SID (its lane's DACL) */
+    ph_conn_lane lane;
     size_t check_queued;    /* ph_listener_check's scratch (srv->lock) */
     /* Per-connection counters (sys.clients), written under lock. */
     volatile LONG64 frames_in, frames_out, bytes_in, bytes_out;
@@ -180,6 +196,10 @@ struct ph_server {
     ph_hub *hub;
     volatile LONG64 next_hub_tick; /* GetTickCount64 when it is due */
     ph_limit_counters limits;
+    /* Lanes (win_lane.c): how many, their sections' bytes together (held
+     * against [lane] max_total_bytes), and payload bytes each way. */
+    volatile LONG64 lanes_current, lane_section_bytes;
+    volatile LONG64 lane_bytes_in, lane_bytes_out;
     SECURITY_ATTRIBUTES sa; /* from [security] sddl */
     PSECURITY_DESCRIPTOR sd; /* owned: LocalFree */
 };
@@ -258,6 +278,21 @@ void ph_conn_shutdown(ph_conn *c);
 size_t ph_conn_check(ph_conn *c, ULONGLONG now, const ph_options *live);
 /* Close c for holding too much of max_queued_bytes (takes c->lock). */
 void ph_conn_close_for_memory(ph_conn *c, size_t queued, uint32_t cap);
+
+/* The lane (win_lane.c), all with c->lock held. Open: sys.lane's work, a
+ * section with rings of ring bytes shared with c's process; PH_EFORBIDDEN,
+ * PH_EBADREQ, PH_EBUSY or PH_EINTERNAL with why for the client. Close:
+ * unmap it (at reset). Take: a lane frame f from the client becomes *out
+ * with its payload copied out of the ring; PH_EBADFRAME (the client broke
+ * its lane; why says how) or PH_ENOMEM. Outgoing: move big payloads of
+ * c->in_flight into the client's ring (see win_lane.c); PH_EBADFRAME when
+ * the client's counters make no sense, PH_ENOMEM. */
+ph_err ph_conn_lane_open(ph_conn *c, uint32_t ring, ph_lane_offer *offer,
+                         char *why, size_t cap);
+void ph_conn_lane_close(ph_conn *c);
+ph_err ph_conn_lane_take(ph_conn *c, const ph_frame *f, ph_frame *out,
+                         char *why, size_t cap);
+ph_err ph_conn_lane_outgoing(ph_conn *c);
 /* List helpers (srv->lock held). */
 void ph_list_push(ph_conn_list *l, ph_conn *c);
 void ph_list_remove(ph_conn_list *l, ph_conn *c);

@@ -60,6 +60,9 @@ static void collect_stats(void *ctx, ph_stats *s)
     s->limit_frame_timeout = (uint64_t)srv->limits.frame_timeout;
     s->limit_send_stall = (uint64_t)srv->limits.send_stall;
     s->limit_max_queued_bytes = (uint64_t)srv->limits.max_queued_bytes;
+    s->lanes_current = (uint64_t)srv->lanes_current;
+    s->lane_bytes_in = (uint64_t)srv->lane_bytes_in;
+    s->lane_bytes_out = (uint64_t)srv->lane_bytes_out;
 }
 
 /* sys.config: the live settings, row by row from the options table. The
@@ -86,6 +89,24 @@ static void write_config(void *ctx, ph_json *j)
                  (unsigned)o->routes[i].request_timeout_ms);
         ph_json_str(j, key, value, strlen(value));
     }
+}
+
+/* sys.lane, on the asking connection's worker with its lock held. */
+static ph_err open_lane(void *ctx, ph_peer *peer, uint32_t ring,
+                        ph_lane_offer *offer, char *why, size_t cap)
+{
+    (void)ctx;
+    return ph_conn_lane_open(CONTAINING_RECORD(peer, ph_conn, peer), ring,
+                             offer, why, cap);
+}
+
+static int lane_terms(void *ctx, uint32_t *max_bytes, uint32_t *threshold)
+{
+    const ph_options *o = ph_server_live(ctx);
+
+    *max_bytes = o->lane_max_bytes;
+    *threshold = o->lane_threshold_bytes;
+    return o->lane_enabled != 0;
 }
 
 /* sys.process: what a soak test watches. Wine's GetProcessHandleCount
@@ -249,6 +270,8 @@ ph_err ph_server_start(const ph_options *opts, const char *config_path,
     srv->router.stats_ctx = srv;
     srv->router.process = collect_process;
     srv->router.config = write_config;
+    srv->router.lane = open_lane;
+    srv->router.lane_terms = lane_terms;
     srv->started_ms = GetTickCount64();
     InitializeCriticalSection(&srv->lock);
     InitializeCriticalSection(&srv->reload_lock);

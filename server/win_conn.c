@@ -77,7 +77,8 @@ void ph_conn_reset(ph_conn *c)
     c->in_hub = c->holds_hub = c->kick_posted = 0;
     c->got_frame = 0;
     c->partial_since = c->stall_since = c->close_by = 0;
-    c->who[0] = '\0';
+    c->who[0] = c->sid[0] = '\0';
+    ph_conn_lane_close(c);
     c->frames_in = c->frames_out = c->bytes_in = c->bytes_out = 0;
     if (c->rcap > PH_READ_SMALL) {
         ph_free(c->rbuf);
@@ -381,6 +382,7 @@ static int join_hub(ph_counters *k, ph_conn *c)
     ph_identity_capture(c->pipe, c->peer.pid, &id);
     c->peer.pid = id.who.pid;
     snprintf(c->who, sizeof c->who, "%s", id.account[0] ? id.account : id.sid);
+    snprintf(c->sid, sizeof c->sid, "%s", id.sid);
     hub_enter(c);
     err = ph_hub_connect(c->srv->hub, (uint32_t)c->peer.conn_id, c, &id.who,
                          why, sizeof why);
@@ -411,6 +413,8 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
 {
     const ph_sys_route *row;
     ph_route_result res;
+    ph_frame lf;
+    char why[160];
 
     if (err == PH_EAGAIN)
         return 0;
@@ -425,6 +429,21 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
     k->frames_in++;
     c->frames_in++;
     c->got_frame = 1;
+    if (f->flags & PH_FLAG_LANE) {
+        /* The payload waits in the client's ring: copy it out, checked,
+         * and route the frame as if it had come whole. */
+        err = ph_conn_lane_take(c, f, &lf, why, sizeof why);
+        if (err != PH_OK) {
+            fail_stream(k, c, err == PH_ENOMEM ? PH_EINTERNAL : err, why);
+            return -1;
+        }
+        f = &lf;
+    } else if (f->kind == PH_EVENT && c->lane.view != NULL &&
+               f->route_len == 8 && memcmp(f->route, "sys.lane", 8) == 0) {
+        /* The client gave room back in its ring while we waited. */
+        c->lane.blocked = 0;
+        return 0;
+    }
     row = f->kind == PH_REQUEST ? ph_sys_route_find(f->route, f->route_len)
                                 : NULL;
     if (row != NULL && row->local != NULL) {
@@ -542,6 +561,7 @@ static void wrote(ph_counters *k, ph_conn *c, DWORD n)
  * reply produced since the last write shares one call. */
 static void start_write(ph_counters *k, ph_conn *c)
 {
+    ph_err err;
     DWORD e;
 
     if (c->in_flight.len == 0) {
@@ -549,6 +569,21 @@ static void start_write(ph_counters *k, ph_conn *c)
         c->in_flight = c->send_queue;
         c->send_queue = t;
         c->in_flight_done = 0;
+        if (c->lane.view != NULL) {
+            err = ph_conn_lane_outgoing(c);
+            if (err != PH_OK) {
+                ph_log(PH_LOG_WARN, "conn %llu pid %lu (%s): lane: %s; "
+                       "closing", (unsigned long long)c->peer.conn_id,
+                       (unsigned long)c->peer.pid, c->who,
+                       err == PH_ENOMEM ? "server out of memory"
+                                        : "the client's ring head makes no "
+                                          "sense");
+                close_locked(c, 0, "lane broken");
+                return;
+            }
+            if (c->in_flight.len == 0)
+                return; /* all of it waits for room in the ring */
+        }
     }
     memset(&c->op_write.ov, 0, sizeof c->op_write.ov);
     if (WriteFile(c->pipe, c->in_flight.data + c->in_flight_done,
@@ -724,7 +759,8 @@ static void pump(ph_counters *k, ph_conn *c)
     while (c->state == PH_CONN_OPEN) {
         if (c->attention && take_inbox(c) != 0)
             break;
-        if (!c->writing && (c->in_flight.len > 0 || c->send_queue.len > 0)) {
+        if (!c->writing && (c->in_flight.len > 0 ||
+                            (c->send_queue.len > 0 && !c->lane.blocked))) {
             start_write(k, c);
             continue;
         }
@@ -733,8 +769,12 @@ static void pump(ph_counters *k, ph_conn *c)
                 close_locked(c, 0, c->close_why);
             break;
         }
+        /* A connection waiting for room in its lane keeps reading: the
+         * client's wake-up frame comes that way (the stall deadline still
+         * closes one that never reads). */
         if (c->reading ||
-            c->send_queue.len >= ph_server_live(c->srv)->send_queue_bytes)
+            (c->send_queue.len >= ph_server_live(c->srv)->send_queue_bytes &&
+             !c->lane.blocked))
             break;
         /* A client that always has data waiting would keep this worker and
          * its lock (and whoever waits for them) forever: after a few reads

@@ -16,7 +16,7 @@ static void fake_stats(void *ctx, ph_stats *s)
 
 static uint64_t frames_seen = 42;
 static const ph_router router = {"9.9.9", fake_stats, &frames_seen, NULL,
-                                 NULL};
+                                 NULL, NULL, NULL};
 
 /* A peer talking to the router: what it wrote back for the last request,
  * and that written frame decoded. */

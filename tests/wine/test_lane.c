@@ -1,0 +1,496 @@
+/* The shared-memory lane (docs/PROTOCOL.md, "The lane") against a real
+ * pipehubd: negotiation and refusal, big payloads each way byte for byte,
+ * order with small frames, a client that corrupts its own ring, a provider
+ * without a lane, and lanes that come and go without leaking.
+ *
+ *   test_lane CASE PATH_TO_PIPEHUBD_EXE
+ *
+ * The daemons keep max_frame_bytes at its 1 MiB default: a 16 MiB payload
+ * can only have come through the lane. */
+#include <windows.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hubtest.h"
+#include "lane.h"
+#include "pipehub.h"
+
+#define MB (1024u * 1024u)
+#define WAIT_MS 20000u
+#define BIG_WAIT_MS 120000u
+
+static uint8_t *pattern(size_t n, uint8_t seed)
+{
+    uint8_t *p = malloc(n ? n : 1);
+    size_t i;
+
+    for (i = 0; p != NULL && i < n; i++)
+        p[i] = (uint8_t)(i % 251 + seed);
+    return p;
+}
+
+/* One sys.stats number, through a connection of its own. */
+static int stat_of(const char *pipe, const char *key, uint64_t *v)
+{
+    ph_client *c;
+    ph_reply r;
+    int rc = -1;
+
+    if (ph_client_connect_ex(pipe, WAIT_MS, PH_CONNECT_NO_LANE, &c) != PH_OK)
+        return -1;
+    if (ph_client_call(c, "sys.stats", NULL, 0, WAIT_MS, &r) == PH_OK) {
+        if (r.kind == PH_REPLY &&
+            ht_json_u64((const char *)r.payload, key, v) == 0)
+            rc = 0;
+        ph_reply_free(&r);
+    }
+    ph_client_close(c);
+    return rc;
+}
+
+/* sys.echo of n bytes through c, checked byte for byte. */
+static int echo_ok(ph_client *c, size_t n, uint8_t seed)
+{
+    uint8_t *p = pattern(n, seed);
+    ph_reply r;
+    int ok;
+
+    if (p == NULL || ph_client_call(c, "sys.echo", p, n, BIG_WAIT_MS, &r) !=
+                         PH_OK) {
+        free(p);
+        return 0;
+    }
+    ok = r.kind == PH_REPLY && r.payload_len == n &&
+         memcmp(r.payload, p, n) == 0;
+    if (!ok)
+        ht_say("echo of %zu bytes: kind %u, %u bytes back: %.120s", n,
+               (unsigned)r.kind, (unsigned)r.payload_len,
+               r.kind == PH_ERROR ? (const char *)r.payload : "");
+    ph_reply_free(&r);
+    free(p);
+    return ok;
+}
+
+/* sys.hello offers the lane; the library takes it for its first big
+ * payload; 64 KiB, 1 MiB and 16 MiB go both ways through it, checked. */
+static void negotiated(void)
+{
+    ph_client *c = NULL;
+    uint64_t lanes = 0, in = 0, out = 0, max = 0;
+    ht_conn *raw;
+    ph_frame f;
+    ht_daemon *d;
+
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK((raw = ht_conn_open(d->pipe)) != NULL);
+    CHECK_EQ(ht_send_request(raw, "sys.hello", 1, "", 0), 0);
+    CHECK_EQ(ht_read(raw, &f, WAIT_MS), PH_OK);
+    CHECK_EQ(f.kind, PH_REPLY);
+    {
+        char j[512];
+        snprintf(j, sizeof j, "%.*s", (int)f.payload_len,
+                 (const char *)f.payload);
+        CHECK_EQ(ht_json_u64(j, "lane_version", &max), 0);
+        CHECK_EQ(max, 1);
+        CHECK_EQ(ht_json_u64(j, "lane_max_bytes", &max), 0);
+        CHECK_EQ(max, 16 * MB);
+    }
+    ht_conn_close(raw);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &c), PH_OK);
+    CHECK(echo_ok(c, 100, 1));          /* small: the pipe */
+    CHECK(echo_ok(c, 64 * 1024, 2));    /* asks for the lane */
+    CHECK(echo_ok(c, 1 * MB, 3));
+    CHECK(echo_ok(c, 16 * MB, 4));      /* 16x max_frame_bytes */
+    CHECK(echo_ok(c, 16 * MB, 5));
+    CHECK(echo_ok(c, 100, 6));
+    CHECK_EQ(stat_of(d->pipe, "lanes_current", &lanes), 0);
+    CHECK_EQ(lanes, 1);
+    CHECK_EQ(stat_of(d->pipe, "lane_bytes_in", &in), 0);
+    CHECK_EQ(stat_of(d->pipe, "lane_bytes_out", &out), 0);
+    CHECK_EQ(in, 64 * 1024 + MB + 32 * MB);
+    CHECK_EQ(out, in);
+    ht_say("64 KiB, 1 MiB and 2 x 16 MiB echoed through the lane (%llu bytes "
+           "each way) with max_frame_bytes 1 MiB",
+           (unsigned long long)in);
+    ph_client_close(c);
+    CHECK_ALIVE(d);
+}
+
+/* [lane] enabled = false: sys.lane is FORBIDDEN and the library keeps to
+ * the pipe; PH_CONNECT_NO_LANE does the same with lanes on. */
+static void refused(void)
+{
+    ph_client *c = NULL;
+    uint64_t lanes = 9;
+    ht_conn *raw;
+    ht_daemon *d;
+
+    CHECK_DAEMON_INI("[lane]\nenabled = false\n", d);
+    CHECK((raw = ht_conn_open(d->pipe)) != NULL);
+    CHECK_EQ(ht_send_request(raw, "sys.lane", 1, "65536", 5), 0);
+    CHECK_EQ(ht_expect_error(raw, 1, PH_EFORBIDDEN, "enabled = false"), 0);
+    ht_conn_close(raw);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &c), PH_OK);
+    CHECK(echo_ok(c, 512 * 1024, 7));
+    CHECK(echo_ok(c, 512 * 1024, 8));
+    ph_client_close(c);
+    CHECK_EQ(stat_of(d->pipe, "lanes_current", &lanes), 0);
+    CHECK_EQ(lanes, 0);
+    ht_daemon_stop(d);
+
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect_ex(d->pipe, WAIT_MS, PH_CONNECT_NO_LANE, &c),
+             PH_OK);
+    CHECK(echo_ok(c, 512 * 1024, 9));
+    CHECK_EQ(stat_of(d->pipe, "lanes_current", &lanes), 0);
+    CHECK_EQ(lanes, 0);
+    ph_client_close(c);
+    ht_say("lanes off: sys.lane FORBIDDEN, and the library used the pipe");
+    CHECK_ALIVE(d);
+}
+
+typedef struct ordered {
+    volatile int n;
+    int bad;                  /* first out-of-order or wrong answer + 1 */
+} ordered;
+
+typedef struct one_call {
+    ordered *o;
+    int index;
+    size_t len;
+} one_call;
+
+static void on_ordered(void *ctx, ph_err err, const ph_frame *f)
+{
+    one_call *k = ctx;
+    const uint8_t *p = f ? f->payload : NULL;
+    size_t i;
+    int ok = err == PH_OK && f->kind == PH_REPLY && f->payload_len == k->len &&
+             k->o->n == k->index;
+
+    for (i = 0; ok && i < k->len; i++)
+        ok = p[i] == (uint8_t)(i % 251 + k->index);
+    if (!ok && !k->o->bad)
+        k->o->bad = k->index + 1;
+    k->o->n++;
+}
+
+/* Big and small calls, pipelined: the answers come in order, each right. */
+static void mixed_order(void)
+{
+    static one_call calls[40];
+    static uint8_t *bufs[40];
+    ph_client *c = NULL;
+    ordered o;
+    ULONGLONG deadline;
+    ht_daemon *d;
+    int i;
+
+    memset(&o, 0, sizeof o);
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &c), PH_OK);
+    CHECK(echo_ok(c, 200 * 1024, 1)); /* the lane is set up */
+    for (i = 0; i < 40; i++) {
+        calls[i].o = &o;
+        calls[i].index = i;
+        calls[i].len = i % 3 == 0 ? (size_t)(300 * 1024 + i) : (size_t)(10 + i);
+        bufs[i] = pattern(calls[i].len, (uint8_t)i);
+        CHECK(bufs[i] != NULL);
+        CHECK_EQ(ph_client_call_async(c, "sys.echo", bufs[i], calls[i].len,
+                                      BIG_WAIT_MS, on_ordered, &calls[i]),
+                 PH_OK);
+    }
+    deadline = GetTickCount64() + BIG_WAIT_MS;
+    while (o.n < 40 && GetTickCount64() < deadline)
+        CHECK_EQ(ph_client_poll(c, 500, NULL), PH_OK);
+    CHECK_EQ(o.n, 40);
+    CHECK_EQ(o.bad, 0);
+    for (i = 0; i < 40; i++)
+        free(bufs[i]);
+    ht_say("40 pipelined calls, every third 300 KiB, answered in order");
+    ph_client_close(c);
+    CHECK_ALIVE(d);
+}
+
+/* A raw client that takes a lane and lies in it: a tail far ahead, then a
+ * descriptor past what it wrote. It is closed with BAD_FRAME; another
+ * client's lane traffic goes on. */
+static void corrupt(void)
+{
+    ph_client *good = NULL;
+    ht_conn *raw;
+    ph_frame f, lf;
+    uint64_t handle = 0, bytes = 0;
+    uint8_t *view, desc[PH_LANE_DESC_BYTES];
+    char j[512];
+    ph_buf b = {0};
+    ht_daemon *d;
+
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &good), PH_OK);
+    CHECK(echo_ok(good, 1 * MB, 1));
+    CHECK((raw = ht_conn_open(d->pipe)) != NULL);
+    CHECK_EQ(ht_send_request(raw, "sys.lane", 1, "65536", 5), 0);
+    CHECK_EQ(ht_read(raw, &f, WAIT_MS), PH_OK);
+    CHECK_EQ(f.kind, PH_REPLY);
+    snprintf(j, sizeof j, "%.*s", (int)f.payload_len, (const char *)f.payload);
+    CHECK_EQ(ht_json_u64(j, "handle", &handle), 0);
+    CHECK_EQ(ht_json_u64(j, "section_bytes", &bytes), 0);
+    view = MapViewOfFile((HANDLE)(uintptr_t)handle,
+                         FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, (size_t)bytes);
+    CHECK(view != NULL);
+    CHECK_EQ(ph_get_u32le(view), PH_LANE_MAGIC);
+    /* 100 bytes "written", and a tail that says a gigabyte. */
+    *(volatile uint64_t *)(view + PH_LANE_OFF_C2H_TAIL) = 1ull << 30;
+    ph_lane_desc_put(desc, 0, 100);
+    memset(&lf, 0, sizeof lf);
+    lf.kind = PH_REQUEST;
+    lf.flags = PH_FLAG_LANE;
+    lf.id = 2;
+    lf.route = "sys.echo";
+    lf.route_len = 8;
+    lf.payload = desc;
+    lf.payload_len = sizeof desc;
+    CHECK_EQ(ph_frame_append(&b, &lf), PH_OK);
+    CHECK_EQ(ht_write(raw, b.data, b.len), 0);
+    CHECK_EQ(ht_expect_error(raw, 0, PH_EBADFRAME, "make no sense"), 0);
+    ht_say("a client whose ring tail makes no sense got BAD_FRAME");
+    UnmapViewOfFile(view);
+    CloseHandle((HANDLE)(uintptr_t)handle);
+    ph_buf_free(&b);
+    ht_conn_close(raw);
+    CHECK(echo_ok(good, 1 * MB, 2));
+    CHECK(echo_ok(good, 4 * MB, 3));
+    ph_client_close(good);
+    CHECK_ALIVE(d);
+}
+
+/* A provider without a lane gets a lane caller's payload through the pipe
+ * when it fits max_frame_bytes; one that does not fit is TOO_LARGE to the
+ * caller. A provider with a lane gets 8 MiB. */
+static void provider_without_lane(void);
+
+typedef struct prov {
+    ph_client *c;
+    volatile LONG stop;
+    volatile LONG got;        /* bytes of the last request */
+    HANDLE thread;
+} prov;
+
+static void on_req(void *ctx, ph_request *req, const char *route,
+                   const void *payload, size_t len, uint32_t caller)
+{
+    prov *p = ctx;
+
+    (void)route;
+    (void)caller;
+    p->got = (LONG)len;
+    ph_request_reply(req, payload, len);
+}
+
+static DWORD WINAPI prov_run(void *arg)
+{
+    prov *p = arg;
+
+    while (!p->stop)
+        if (ph_client_poll(p->c, 100, NULL) != PH_OK)
+            break;
+    return 0;
+}
+
+static int call_ok(ph_client *c, const char *route, size_t n, ph_err *code)
+{
+    uint8_t *p = pattern(n, 3);
+    ph_reply r;
+    int ok = 0;
+
+    *code = PH_OK;
+    if (p != NULL &&
+        ph_client_call(c, route, p, n, BIG_WAIT_MS, &r) == PH_OK) {
+        ok = r.kind == PH_REPLY && r.payload_len == n &&
+             memcmp(r.payload, p, n) == 0;
+        if (r.kind == PH_ERROR)
+            *code = (ph_err)r.status;
+        ph_reply_free(&r);
+    }
+    free(p);
+    return ok;
+}
+
+static void provider_without_lane(void)
+{
+    static prov plain, laned;
+    ph_client *caller = NULL;
+    ph_reply r;
+    ph_err code;
+    ht_daemon *d;
+
+    memset(&plain, 0, sizeof plain);
+    memset(&laned, 0, sizeof laned);
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect_ex(d->pipe, WAIT_MS, PH_CONNECT_NO_LANE,
+                                  &plain.c),
+             PH_OK);
+    CHECK_EQ(ph_client_register(plain.c, "plain.echo", PH_REGISTER_SHARED,
+                                on_req, &plain, WAIT_MS, &r),
+             PH_OK);
+    ph_reply_free(&r);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &laned.c), PH_OK);
+    CHECK_EQ(ph_client_register(laned.c, "laned.echo", PH_REGISTER_SHARED,
+                                on_req, &laned, WAIT_MS, &r),
+             PH_OK);
+    ph_reply_free(&r);
+    /* The laned provider takes its lane with its first big reply. */
+    plain.thread = CreateThread(NULL, 0, prov_run, &plain, 0, NULL);
+    laned.thread = CreateThread(NULL, 0, prov_run, &laned, 0, NULL);
+    CHECK(plain.thread != NULL && laned.thread != NULL);
+    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &caller), PH_OK);
+    CHECK(call_ok(caller, "plain.echo", 512 * 1024, &code));
+    CHECK_EQ(plain.got, 512 * 1024);
+    CHECK(!call_ok(caller, "plain.echo", 2 * MB, &code));
+    CHECK_EQ(code, PH_ETOOBIG);
+    CHECK(call_ok(caller, "laned.echo", 200 * 1024, &code)); /* its lane */
+    CHECK(call_ok(caller, "laned.echo", 8 * MB, &code));
+    CHECK_EQ(laned.got, 8 * MB);
+    ht_say("512 KiB reached a provider without a lane through the pipe; 2 MiB "
+           "was TOO_LARGE; 8 MiB reached one with a lane");
+    ph_client_close(caller);
+    ht_join(&plain.thread, &plain.stop, WAIT_MS);
+    ht_join(&laned.thread, &laned.stop, WAIT_MS);
+    ph_client_close(plain.c);
+    ph_client_close(laned.c);
+    CHECK_ALIVE(d);
+}
+
+/* Lanes come and go: the server's handles and private bytes stay flat. */
+static void churn(void)
+{
+    ph_client *c, *watch = NULL;
+    uint64_t h0 = 0, h1 = 0, m0 = 0, m1 = 0, lanes = 9;
+    ph_reply r;
+    ht_daemon *d;
+    int i;
+
+    CHECK_DAEMON_INI(NULL, d);
+    CHECK_EQ(ph_client_connect_ex(d->pipe, WAIT_MS, PH_CONNECT_NO_LANE,
+                                  &watch),
+             PH_OK);
+    for (i = 0; i < 1000; i++) {
+        CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &c), PH_OK);
+        CHECK(echo_ok(c, 70 * 1024, (uint8_t)i));
+        ph_client_close(c);
+        if (i == 99) {
+            CHECK_EQ(ph_client_call(watch, "sys.process", NULL, 0, WAIT_MS,
+                                    &r),
+                     PH_OK);
+            CHECK_EQ(ht_json_u64((const char *)r.payload, "handles", &h0), 0);
+            CHECK_EQ(ht_json_u64((const char *)r.payload, "private_bytes",
+                                 &m0),
+                     0);
+            ph_reply_free(&r);
+        }
+    }
+    CHECK_EQ(ph_client_call(watch, "sys.process", NULL, 0, WAIT_MS, &r),
+             PH_OK);
+    CHECK_EQ(ht_json_u64((const char *)r.payload, "handles", &h1), 0);
+    CHECK_EQ(ht_json_u64((const char *)r.payload, "private_bytes", &m1), 0);
+    ph_reply_free(&r);
+    ht_say("1000 lane connections: handles %llu -> %llu, private bytes %llu "
+           "-> %llu (after the first 100, and at the end)",
+           (unsigned long long)h0, (unsigned long long)h1,
+           (unsigned long long)m0, (unsigned long long)m1);
+    CHECK(h1 <= h0 + 4);
+    CHECK(m1 <= m0 + m0 / 10);
+    CHECK_EQ(stat_of(d->pipe, "lanes_current", &lanes), 0);
+    CHECK_EQ(lanes, 0);
+    ph_client_close(watch);
+    CHECK_ALIVE(d);
+}
+
+/* A ring too small for what is due: the hub holds the frames, in order,
+ * and goes on when the client gives room back and wakes it (a raw client
+ * playing the library's part, with a 64 KiB ring and 40 KiB replies). */
+static void wake(void)
+{
+    ht_conn *raw;
+    ph_frame f, ev;
+    ph_lane lane;
+    uint64_t handle = 0, bytes = 0;
+    uint8_t *view, *got = malloc(64 * 1024), *req[4];
+    uint32_t off, len;
+    char j[512];
+    ph_buf b = {0};
+    ht_daemon *d;
+    int i, wakes = 0;
+
+    CHECK(got != NULL);
+    CHECK_DAEMON_INI("[lane]\nthreshold_bytes = 1024\n", d);
+    CHECK((raw = ht_conn_open(d->pipe)) != NULL);
+    CHECK_EQ(ht_send_request(raw, "sys.lane", 1, "65536", 5), 0);
+    CHECK_EQ(ht_read(raw, &f, WAIT_MS), PH_OK);
+    CHECK_EQ(f.kind, PH_REPLY);
+    snprintf(j, sizeof j, "%.*s", (int)f.payload_len, (const char *)f.payload);
+    CHECK_EQ(ht_json_u64(j, "handle", &handle), 0);
+    CHECK_EQ(ht_json_u64(j, "section_bytes", &bytes), 0);
+    view = MapViewOfFile((HANDLE)(uintptr_t)handle,
+                         FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, (size_t)bytes);
+    CHECK(view != NULL);
+    CHECK_EQ(ph_lane_attach(view, (size_t)bytes, &lane), PH_OK);
+    raw->dec.flags_ok = PH_FLAG_LANE;
+    /* Four 40 KiB echoes, inline; their replies go to the 64 KiB ring. */
+    for (i = 0; i < 4; i++) {
+        req[i] = pattern(40 * 1024, (uint8_t)(10 + i));
+        CHECK(req[i] != NULL);
+        CHECK_EQ(ht_send_request(raw, "sys.echo", (uint32_t)(10 + i), req[i],
+                                 40 * 1024),
+                 0);
+    }
+    for (i = 0; i < 4; i++) {
+        CHECK_EQ(ht_read(raw, &f, WAIT_MS), PH_OK);
+        CHECK_EQ(f.kind, PH_REPLY);
+        CHECK_EQ(f.id, (uint32_t)(10 + i));
+        CHECK_EQ(f.flags, PH_FLAG_LANE);
+        CHECK_EQ(f.payload_len, PH_LANE_DESC_BYTES);
+        ph_lane_desc_get(f.payload, &off, &len);
+        CHECK_EQ(len, 40 * 1024);
+        CHECK_EQ(ph_lane_read(&lane.in, off, len, got), PH_OK);
+        CHECK(memcmp(got, req[i], len) == 0);
+        if (ph_lane_wake_due(&lane)) {
+            wakes++;
+            memset(&ev, 0, sizeof ev);
+            ev.kind = PH_EVENT;
+            ev.route = "sys.lane";
+            ev.route_len = 8;
+            b.len = 0;
+            CHECK_EQ(ph_frame_append(&b, &ev), PH_OK);
+            CHECK_EQ(ht_write(raw, b.data, b.len), 0);
+        }
+    }
+    CHECK(wakes >= 1);
+    ht_say("four 40 KiB replies through a 64 KiB ring, in order, with %d "
+           "wake-up(s)", wakes);
+    for (i = 0; i < 4; i++)
+        free(req[i]);
+    free(got);
+    ph_buf_free(&b);
+    UnmapViewOfFile(view);
+    CloseHandle((HANDLE)(uintptr_t)handle);
+    ht_conn_close(raw);
+    CHECK_ALIVE(d);
+}
+
+static const ht_case cases[] = {
+    HT_CASE("wake", wake),
+    HT_CASE("negotiated", negotiated),
+    HT_CASE("refused", refused),
+    HT_CASE("mixed_order", mixed_order),
+    HT_CASE("corrupt", corrupt),
+    HT_CASE("provider_without_lane", provider_without_lane),
+    HT_CASE("churn", churn),
+};
+
+int main(int argc, char **argv)
+{
+    return ht_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
+}
