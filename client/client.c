@@ -163,6 +163,9 @@ struct ph_client {
     uint32_t lane_threshold;  /* payloads from this size use the ring */
     uint32_t max_frame;       /* the server's, from sys.lane's answer */
     int lane_blocked;         /* a payload waits for room in our ring */
+    int lane_held;            /* the queue may hold a big payload inline,
+                                 to be moved at the next write: later ones
+                                 must wait their turn behind it */
     uint8_t *lane_in;         /* a payload read from the hub's ring */
     uint32_t lane_in_cap;
 };
@@ -636,6 +639,8 @@ static void take_replies(ph_client *c)
     /* The thread that queued them set the event. */
     c->stale = 1;
     EnterCriticalSection(&c->lock);
+    /* Replies made on other threads went inline: they may be big. */
+    c->lane_held = 1;
     if (c->queue.len == 0) {
         ph_buf t = c->queue;
         c->queue = c->xqueue;
@@ -825,6 +830,47 @@ static void lane_outgoing(ph_client *c)
     b->len = wr;
 }
 
+/* Append f to the write queue. With a lane and nothing big waiting ahead
+ * of it, a big payload goes straight into the ring and only its descriptor
+ * into the queue: one copy, and no queue buffer the size of the payload.
+ * Driving thread (the ring is its alone). */
+static ph_err queue_frame(ph_client *c, const ph_frame *f)
+{
+    ph_frame d;
+    uint8_t desc[PH_LANE_DESC_BYTES];
+    uint32_t off;
+    ph_err err;
+    int big = c->lane_state != LANE_OFF &&
+              (c->lane_state == LANE_READY ? f->payload_len >= c->lane_threshold
+                                           : f->payload_len >= LANE_ASK_BYTES);
+
+    if (big && c->lane_state == LANE_READY && !c->lane_held &&
+        f->payload_len <= c->lane.out.size && ph_route_valid(f->route,
+                                                              f->route_len)) {
+        err = ph_lane_write(&c->lane.out, f->payload, f->payload_len, &off);
+        if (err == PH_OK) {
+            d = *f;
+            d.flags = PH_FLAG_LANE;
+            ph_lane_desc_put(desc, off, f->payload_len);
+            d.payload = desc;
+            d.payload_len = sizeof desc;
+            /* The ring's bytes are spoken for: should the descriptor not
+             * fit the queue, the stream cannot go on. */
+            if ((err = ph_frame_append(&c->queue, &d)) != PH_OK)
+                fail_all(c, err);
+            return err;
+        }
+        if (err == PH_EBADFRAME) {
+            fail_all(c, err); /* the hub's head is nonsense */
+            return err;
+        }
+    }
+    err = ph_frame_append(&c->queue, f);
+    if (err == PH_OK && big)
+        c->lane_held = 1;
+    return err;
+}
+
 /* A lane frame from the hub: copy its payload out of the hub's ring into
  * *out's place. -1 when the lane is broken (the stream fails). */
 static int lane_incoming(ph_client *c, ph_frame *f)
@@ -878,6 +924,8 @@ static void start_write(ph_client *c)
             if (c->lane_state != LANE_OFF) {
                 c->lane_blocked = 0;
                 lane_outgoing(c);
+                /* What was held is in the ring now, or waits again. */
+                c->lane_held = c->lane_blocked || c->lane_state != LANE_READY;
                 if (c->broken != PH_OK)
                     return;
                 if (c->out.len == 0)
@@ -1176,7 +1224,7 @@ ph_err ph_client_call_async(ph_client *c, const char *route,
     f.payload_len = (uint32_t)payload_len;
     /* Checks the route's characters too; on failure the queue is as it
      * was. */
-    if ((err = ph_frame_append(&c->queue, &f)) != PH_OK)
+    if ((err = queue_frame(c, &f)) != PH_OK)
         return err;
     c->next_id = f.id == UINT32_MAX ? 1 : f.id + 1;
 
@@ -1389,7 +1437,7 @@ ph_err ph_client_publish(ph_client *c, const char *topic, const void *payload,
     f.route_len = (uint8_t)len;
     f.payload = payload;
     f.payload_len = (uint32_t)payload_len;
-    return ph_frame_append(&c->queue, &f);
+    return queue_frame(c, &f);
 }
 
 /* Index of the subscription (pattern, cb, ctx), or nsubs. */
@@ -1588,7 +1636,7 @@ static ph_err answer(ph_request *req, ph_frame *f)
     } else if (c->driver == GetCurrentThreadId()) {
         /* The polling thread, inside a handler: the poll writes the queue
          * before it returns. */
-        err = ph_frame_append(&c->queue, f);
+        err = queue_frame(c, f);
         if (err != PH_OK && err != PH_EINVAL)
             ph_frame_append_error(&c->queue, req->id, PH_EINTERNAL,
                                   "reply could not be queued");
