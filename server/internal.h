@@ -193,6 +193,11 @@ struct ph_server {
      * inbox_lock. No thread holding hub_lock ever waits for a connection
      * lock, so two connections routing to each other cannot deadlock. */
     CRITICAL_SECTION hub_lock;
+    /* Held shared by a thread kicking connections after it left hub_lock
+     * (ph_server_hub_unlock), exclusive by finish() around the hub's
+     * disconnect: a connection the hub named is not recycled under a
+     * kick. */
+    SRWLOCK kick_lock;
     ph_hub *hub;
     volatile LONG64 next_hub_tick; /* GetTickCount64 when it is due */
     ph_limit_counters limits;
@@ -278,6 +283,11 @@ void ph_conn_shutdown(ph_conn *c);
 size_t ph_conn_check(ph_conn *c, ULONGLONG now, const ph_options *live);
 /* Close c for holding too much of max_queued_bytes (takes c->lock). */
 void ph_conn_close_for_memory(ph_conn *c, size_t queued, uint32_t cap);
+
+/* Leave srv->hub_lock, then start the writes the hub asked for while it
+ * was held (its kicks are deferred to here): fan-out and routed replies
+ * are written outside the hub's lock. */
+void ph_server_hub_unlock(ph_server *srv);
 
 /* The lane (win_lane.c), all with c->lock held. Open: sys.lane's work, a
  * section with rings of ring bytes shared with c's process; PH_EFORBIDDEN,

@@ -199,7 +199,7 @@ void ph_server_hub_tick(ph_server *srv)
     EnterCriticalSection(&srv->hub_lock);
     ph_hub_tick(srv->hub);
     ph_hub_flush(srv->hub);
-    LeaveCriticalSection(&srv->hub_lock);
+    ph_server_hub_unlock(srv);
 }
 
 static void free_spares(ph_server *srv)
@@ -276,6 +276,7 @@ ph_err ph_server_start(const ph_options *opts, const char *config_path,
     InitializeCriticalSection(&srv->lock);
     InitializeCriticalSection(&srv->reload_lock);
     InitializeCriticalSection(&srv->hub_lock);
+    InitializeSRWLock(&srv->kick_lock);
     srv->live = new_generation(opts, 1);
     srv->drained = CreateEventA(NULL, TRUE, FALSE, NULL);
     if (srv->live == NULL || srv->drained == NULL) {

@@ -360,14 +360,14 @@ static void hub_enter(ph_conn *c)
     }
 }
 
-/* The read's frames are done: start the writes they caused on other
- * connections, and let the hub go. */
+/* The read's frames are done: let the hub go, then start the writes they
+ * caused on other connections. */
 static void hub_leave(ph_conn *c)
 {
     if (c->holds_hub) {
         ph_hub_flush(c->srv->hub);
         c->holds_hub = 0;
-        LeaveCriticalSection(&c->srv->hub_lock);
+        ph_server_hub_unlock(c->srv);
     }
 }
 
@@ -814,9 +814,13 @@ static void finish(ph_conn *c)
      * under its lock, which every router holds while it touches c. */
     if (c->in_hub) {
         EnterCriticalSection(&srv->hub_lock);
+        /* Kicks started before this may still name c: wait for them. No
+         * kicker waits for hub_lock, and new ones need it to begin. */
+        AcquireSRWLockExclusive(&srv->kick_lock);
         ph_hub_disconnect(srv->hub, (uint32_t)c->peer.conn_id);
+        ReleaseSRWLockExclusive(&srv->kick_lock);
         ph_hub_flush(srv->hub);
-        LeaveCriticalSection(&srv->hub_lock);
+        ph_server_hub_unlock(srv);
         c->in_hub = 0;
     }
 
@@ -988,14 +992,54 @@ static size_t io_queued(void *ctx, void *conn)
 
 /* Start writing what was routed to c, if nobody holds it; a holder sees the
  * attention flag when it unlocks. */
-static void io_kick(void *ctx, void *conn)
+static void kick_now(ph_conn *c)
 {
-    ph_conn *c = conn;
-
     if (!TryEnterCriticalSection(&c->lock))
         return;
     service_locked(counters(c), c);
     conn_unlock(c);
+}
+
+/* The hub's kicks, deferred until this thread leaves hub_lock: writing
+ * while holding it made every other routed call wait for a fan-out's
+ * WriteFiles. */
+static __thread ph_conn **t_kicks;
+static __thread size_t t_nkicks, t_kicks_cap;
+
+static void io_kick(void *ctx, void *conn)
+{
+    ph_conn **v;
+    size_t cap;
+
+    if (t_nkicks == t_kicks_cap) {
+        cap = t_kicks_cap ? t_kicks_cap * 2 : 64;
+        v = ph_realloc(t_kicks, cap * sizeof *v);
+        if (v == NULL) {
+            kick_now(conn); /* out of memory: write under the lock, as before */
+            return;
+        }
+        t_kicks = v;
+        t_kicks_cap = cap;
+    }
+    t_kicks[t_nkicks++] = conn;
+}
+
+void ph_server_hub_unlock(ph_server *srv)
+{
+    size_t i;
+
+    if (t_nkicks == 0) {
+        LeaveCriticalSection(&srv->hub_lock);
+        return;
+    }
+    /* Shared before hub_lock goes: finish() takes hub_lock, then this
+     * exclusive, so the connections named here outlive the kicks. */
+    AcquireSRWLockShared(&srv->kick_lock);
+    LeaveCriticalSection(&srv->hub_lock);
+    for (i = 0; i < t_nkicks; i++)
+        kick_now(t_kicks[i]);
+    t_nkicks = 0;
+    ReleaseSRWLockShared(&srv->kick_lock);
 }
 
 static void io_close(void *ctx, void *conn, const char *why)
