@@ -883,11 +883,12 @@ static int lane_incoming(ph_client *c, ph_frame *f)
     ph_lane_desc_get(f->payload, &off, &len);
     if (len > c->lane.in.size)
         return -1;
-    if (len > c->lane_in_cap) {
-        if ((p = ph_realloc(c->lane_in, len)) == NULL)
+    if (len >= c->lane_in_cap) {
+        /* One more for the NUL a reply that takes the buffer over adds. */
+        if ((p = ph_realloc(c->lane_in, (size_t)len + 1)) == NULL)
             return -1;
         c->lane_in = p;
-        c->lane_in_cap = len;
+        c->lane_in_cap = len + 1;
     }
     if (ph_lane_read(&c->lane.in, off, len, c->lane_in) != PH_OK)
         return -1;
@@ -1294,6 +1295,7 @@ uint32_t ph_client_timeout(const ph_client *c)
 
 /* The blocking call is an asynchronous one whose callback fills this. */
 typedef struct sync_call {
+    ph_client *c;
     int done;
     ph_err err;
     ph_reply *reply;
@@ -1302,8 +1304,22 @@ typedef struct sync_call {
 static void sync_done(void *ctx, ph_err err, const ph_frame *f)
 {
     sync_call *s = ctx;
+    ph_client *c = s->c;
 
     s->done = 1;
+    if (err == PH_OK && f->payload == c->lane_in && c->lane_in != NULL) {
+        /* A lane payload was copied out once already, into a buffer with
+         * room for the NUL: the reply takes it over. */
+        c->lane_in[f->payload_len] = '\0';
+        s->reply->kind = f->kind;
+        s->reply->status = f->kind == PH_ERROR ? f->status : 0;
+        s->reply->payload = c->lane_in;
+        s->reply->payload_len = f->payload_len;
+        c->lane_in = NULL;
+        c->lane_in_cap = 0;
+        s->err = PH_OK;
+        return;
+    }
     s->err = err == PH_OK ? make_reply(f, s->reply) : err;
 }
 
@@ -1316,6 +1332,7 @@ ph_err ph_client_call(ph_client *c, const char *route, const void *payload,
     if (c == NULL || reply == NULL || c->in_callback)
         return PH_EINVAL;
     memset(&s, 0, sizeof s);
+    s.c = c;
     s.reply = reply;
     err = ph_client_call_async(c, route, payload, payload_len, timeout_ms,
                                sync_done, &s);

@@ -152,7 +152,8 @@ ph_err ph_lane_write(ph_lane_ring *w, const void *p, uint32_t len,
     return PH_OK;
 }
 
-ph_err ph_lane_read(ph_lane_ring *r, uint32_t off, uint32_t len, void *dst)
+ph_err ph_lane_peek(ph_lane_ring *r, uint32_t off, uint32_t len,
+                    const uint8_t **p, uint64_t *end)
 {
     uint32_t at = (uint32_t)(r->pos % r->size);
     uint64_t tail, start;
@@ -172,11 +173,29 @@ ph_err ph_lane_read(ph_lane_ring *r, uint32_t off, uint32_t len, void *dst)
     if (tail < r->pos || tail - r->pos >= 2 * (uint64_t)r->size ||
         start + len > tail)
         return PH_EBADFRAME;
-    memcpy(dst, r->data + off, len);
-    r->pos = start + len;
+    *p = r->data + off;
+    *end = start + len;
+    return PH_OK;
+}
+
+void ph_lane_consume(ph_lane_ring *r, uint64_t end)
+{
+    r->pos = end;
     /* Sequentially consistent, against the hub's wait mark (ph_lane_wait):
      * release alone would let the mark's load pass this store. */
     __atomic_store_n(r->mine, r->pos, __ATOMIC_SEQ_CST);
+}
+
+ph_err ph_lane_read(ph_lane_ring *r, uint32_t off, uint32_t len, void *dst)
+{
+    const uint8_t *p;
+    uint64_t end;
+    ph_err err = ph_lane_peek(r, off, len, &p, &end);
+
+    if (err != PH_OK)
+        return err;
+    memcpy(dst, p, len);
+    ph_lane_consume(r, end);
     return PH_OK;
 }
 

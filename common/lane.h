@@ -129,6 +129,15 @@ int ph_lane_wake_due(ph_lane *client);
  * Errors as ph_lane_write, and the frame is unchanged. */
 ph_err ph_lane_put_frame(ph_lane_ring *w, uint8_t *fr, uint32_t *len);
 
+/* ph_lane_read in two steps, for a reader that only copies the bytes on
+ * and never looks at them (sys.echo): peek checks the descriptor exactly as
+ * read does and gives the payload's place in the ring and where the head
+ * goes after it; consume gives the space back once the bytes are copied.
+ * Nothing else may be read from r in between. */
+ph_err ph_lane_peek(ph_lane_ring *r, uint32_t off, uint32_t len,
+                    const uint8_t **p, uint64_t *end);
+void ph_lane_consume(ph_lane_ring *r, uint64_t end);
+
 /* The descriptor's two fields, in and out of a frame's payload. */
 void ph_lane_desc_put(uint8_t *p, uint32_t off, uint32_t len);
 void ph_lane_desc_get(const uint8_t *p, uint32_t *off, uint32_t *len);

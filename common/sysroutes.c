@@ -3,12 +3,13 @@
 #include <string.h>
 
 #define LOCAL(name, fn) {name, sizeof name - 1, 0, fn, NULL}
+#define LOCAL_OPAQUE(name, fn) {name, sizeof name - 1, PH_SYS_OPAQUE, fn, NULL}
 #define HUB(name, flags, fn) {name, sizeof name - 1, flags, NULL, fn}
 
 /* sys.routes lists them in this order. */
 const ph_sys_route ph_sys_routes[] = {
     LOCAL("sys.ping", ph_router_sys_ping),
-    LOCAL("sys.echo", ph_router_sys_echo),
+    LOCAL_OPAQUE("sys.echo", ph_router_sys_echo),
     LOCAL("sys.hello", ph_router_sys_hello),
     LOCAL("sys.stats", ph_router_sys_stats),
     LOCAL("sys.process", ph_router_sys_process),

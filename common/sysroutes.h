@@ -30,8 +30,11 @@ typedef void (*ph_sys_hub_fn)(struct ph_hub *h, struct hconn *c, uint32_t id,
                               const char *arg, size_t len);
 
 enum {
-    PH_SYS_ADMIN = 1  /* the service's account and administrators only,
+    PH_SYS_ADMIN = 1, /* the service's account and administrators only,
                          unless a [route.NAME] call rule says otherwise */
+    PH_SYS_OPAQUE = 2 /* the handler copies the payload on and never looks
+                         at it: a lane payload may stay in the client's
+                         ring while it does (sys.echo) */
 };
 
 typedef struct ph_sys_route {

@@ -293,15 +293,17 @@ void ph_server_hub_unlock(ph_server *srv);
  * section with rings of ring bytes shared with c's process; PH_EFORBIDDEN,
  * PH_EBADREQ, PH_EBUSY or PH_EINTERNAL with why for the client. Close:
  * unmap it (at reset). Take: a lane frame f from the client becomes *out
- * with its payload copied out of the ring; PH_EBADFRAME (the client broke
+ * with its payload copied out of the ring (in_place: left in the ring, for
+ * a route marked PH_SYS_OPAQUE, and given back with ph_lane_consume(*end)
+ * once handled); PH_EBADFRAME (the client broke
  * its lane; why says how) or PH_ENOMEM. Outgoing: move big payloads of
  * c->in_flight into the client's ring (see win_lane.c); PH_EBADFRAME when
  * the client's counters make no sense, PH_ENOMEM. */
 ph_err ph_conn_lane_open(ph_conn *c, uint32_t ring, ph_lane_offer *offer,
                          char *why, size_t cap);
 void ph_conn_lane_close(ph_conn *c);
-ph_err ph_conn_lane_take(ph_conn *c, const ph_frame *f, ph_frame *out,
-                         char *why, size_t cap);
+ph_err ph_conn_lane_take(ph_conn *c, const ph_frame *f, int in_place,
+                         ph_frame *out, uint64_t *end, char *why, size_t cap);
 ph_err ph_conn_lane_outgoing(ph_conn *c);
 /* List helpers (srv->lock held). */
 void ph_list_push(ph_conn_list *l, ph_conn *c);

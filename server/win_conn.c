@@ -414,6 +414,8 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
     const ph_sys_route *row;
     ph_route_result res;
     ph_frame lf;
+    uint64_t lane_end = 0;
+    int in_place = 0;
     char why[160];
 
     if (err == PH_EAGAIN)
@@ -429,10 +431,17 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
     k->frames_in++;
     c->frames_in++;
     c->got_frame = 1;
+    row = f->kind == PH_REQUEST ? ph_sys_route_find(f->route, f->route_len)
+                                : NULL;
     if (f->flags & PH_FLAG_LANE) {
         /* The payload waits in the client's ring: copy it out, checked,
-         * and route the frame as if it had come whole. */
-        err = ph_conn_lane_take(c, f, &lf, why, sizeof why);
+         * and route the frame as if it had come whole. A built-in route
+         * that only copies it on (sys.echo) copies it straight from the
+         * ring, and the space goes back once it has. */
+        in_place = row != NULL && row->local != NULL &&
+                   (row->flags & PH_SYS_OPAQUE);
+        err = ph_conn_lane_take(c, f, in_place, &lf, &lane_end, why,
+                                sizeof why);
         if (err != PH_OK) {
             fail_stream(k, c, err == PH_ENOMEM ? PH_EINTERNAL : err, why);
             return -1;
@@ -444,8 +453,6 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
         c->lane.blocked = 0;
         return 0;
     }
-    row = f->kind == PH_REQUEST ? ph_sys_route_find(f->route, f->route_len)
-                                : NULL;
     if (row != NULL && row->local != NULL) {
         /* The fast path: built-in routes that need no hub never touch the
          * hub's lock, unless a monitor asked to see them. */
@@ -468,6 +475,8 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
         err = ph_hub_frame(c->srv->hub, (uint32_t)c->peer.conn_id, f,
                            &c->send_queue);
     }
+    if (in_place)
+        ph_lane_consume(&c->lane.rings.in, lane_end);
     if (err != PH_OK) {
         fail_stream(k, c, PH_EINTERNAL, "server out of memory");
         return -1;

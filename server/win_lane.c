@@ -153,8 +153,8 @@ ph_err ph_conn_lane_open(ph_conn *c, uint32_t ring, ph_lane_offer *offer,
     return PH_OK;
 }
 
-ph_err ph_conn_lane_take(ph_conn *c, const ph_frame *f, ph_frame *out,
-                         char *why, size_t cap)
+ph_err ph_conn_lane_take(ph_conn *c, const ph_frame *f, int in_place,
+                         ph_frame *out, uint64_t *end, char *why, size_t cap)
 {
     uint32_t off, len;
     ph_err err;
@@ -174,6 +174,23 @@ ph_err ph_conn_lane_take(ph_conn *c, const ph_frame *f, ph_frame *out,
                  (unsigned)len, (unsigned)c->lane.rings.in.size);
         return PH_EBADFRAME;
     }
+    if (in_place) {
+        const uint8_t *at;
+        err = ph_lane_peek(&c->lane.rings.in, off, len, &at, end);
+        if (err != PH_OK) {
+            snprintf(why, cap, "lane descriptor (offset %u, %u bytes) or "
+                     "ring counters make no sense", (unsigned)off,
+                     (unsigned)len);
+            return err;
+        }
+        *out = *f;
+        out->flags = 0;
+        out->payload = at;
+        out->payload_len = len;
+        InterlockedAdd64(&c->srv->lane_bytes_in, (LONG64)len);
+        return PH_OK;
+    }
+    *end = 0;
     if (len > c->lane.in_cap) {
         uint8_t *p = ph_realloc(c->lane.in, len);
         if (p == NULL) {
