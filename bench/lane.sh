@@ -17,15 +17,9 @@ set -euo pipefail
 
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
-root=$BENCH_ROOT
-bench_build_dir "${1:-}"
 secs=${PH_BENCH_SECONDS:-3}
 rounds=${PH_BENCH_ROUNDS:-3}
-bench_wine_env "${PH_BENCH_PREFIX:-$root/build/wineprefix-bench}"
-bench_need_programs
-bench_work_dir
-bench_wine_prefix
-bench_wineserver_start
+bench_session "${1:-}"
 
 pipe=ph-bench-lane-$$
 cat >"$work/lane.ini" <<'EOF'
@@ -34,8 +28,6 @@ max_frame_bytes = 17825792
 [limits]
 send_queue_bytes = 67108864
 EOF
-
-val() { printf '%s\n' "$2" | tr -d '\r' | sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 
 wine "$PIPEHUBD" run --pipe "$pipe" --config "$(bench_winpath "$work/lane.ini")" \
     2>>"$work/pipehubd.log" &
@@ -48,19 +40,7 @@ if ! wine "$PIPEHUB" --pipe "$pipe" --timeout 20000 bench pingpong -n 1 \
 fi
 
 # run KEY ARGS...: one bench run; its line goes to $work/KEY.
-run() {
-    local key=$1 line
-    shift
-    if ! line=$(wine "$PIPEHUB" --pipe "$pipe" --timeout 60000 bench "$@" \
-        2>>"$work/errors" | tr -d '\r' | grep '^bench ' | tail -1) ||
-        [ -z "$line" ]; then
-        echo "lane.sh: bench $* failed:" >&2
-        tail -3 "$work/errors" >&2
-        line="bench failed"
-    fi
-    echo "  $key: $line" >&2
-    echo "$line" >>"$work/$key"
-}
+run() { bench_line "$work/$1" "${@:2}"; }
 
 for r in $(seq 1 "$rounds"); do
     echo "round $r of $rounds" >&2
@@ -83,22 +63,6 @@ for r in $(seq 1 "$rounds"); do
 done
 bench_stop_server
 
-# median KEY FIELD, and pratio KEY_A KEY_B FIELD: the median of per-round
-# A / B.
-median() {
-    while read -r line; do val "$2" " $line"; done <"$work/$1" |
-        grep -E '^[0-9.]+$' | sort -g |
-        awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-pratio() {
-    paste -d'|' "$work/$1" "$work/$2" | while IFS='|' read -r a b; do
-        x=$(val "$3" " $a") y=$(val "$3" " $b")
-        [ -n "$x" ] && [ -n "$y" ] &&
-            awk -v x="$x" -v y="$y" 'BEGIN { if (y + 0 > 0) printf "%.4f\n", x / y }'
-    done | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else {
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%.2fx\n", m } }'
-}
 us() { # round trips/s -> microseconds per round trip
     awk -v r="$1" 'BEGIN { if (r == "-" || r + 0 == 0) print "-"; else printf "%.0f\n", 1e6 / r }'
 }
@@ -107,14 +71,14 @@ echo
 echo "| workload | lane (round trips/s) | pipe (round trips/s) | lane / pipe | target | lane us per round trip | memcpy us per copy |"
 echo "|---|---|---|---|---|---|---|"
 for s in 1048576 16777216; do
-    l=$(median "lane.$s" msgs_per_s) p=$(median "pipe.$s" msgs_per_s)
+    l=$(median lane "$s" msgs_per_s) p=$(median pipe "$s" msgs_per_s)
     target=5
     [ "$s" = 16777216 ] && target=10
-    echo "| sys.echo $((s / 1048576)) MiB | $l | $p | $(pratio "lane.$s" "pipe.$s" msgs_per_s) | ${target}x | $(us "$l") | $(median "memcpy.$s" us_per_msg) |"
+    echo "| sys.echo $((s / 1048576)) MiB | $l | $p | $(pratio lane "$s" pipe "$s" msgs_per_s) | ${target}x | $(us "$l") | $(median memcpy "$s" us_per_msg) |"
 done
-l=$(median routed.lane msgs_per_s) p=$(median routed.pipe msgs_per_s)
-echo "| routed 16 MiB call | $l | $p | $(pratio routed.lane routed.pipe msgs_per_s) | 5x | $(us "$l") | $(median memcpy.16777216 us_per_msg) (one copy) |"
-l=$(median small.lane msgs_per_s) p=$(median small.pipe msgs_per_s)
-echo "| 64 B ping-pong | $l | $p | $(pratio small.lane small.pipe msgs_per_s) | 1x within noise | $(us "$l") | - |"
+l=$(median routed lane msgs_per_s) p=$(median routed pipe msgs_per_s)
+echo "| routed 16 MiB call | $l | $p | $(pratio routed lane routed pipe msgs_per_s) | 5x | $(us "$l") | $(median memcpy 16777216 us_per_msg) (one copy) |"
+l=$(median small lane msgs_per_s) p=$(median small pipe msgs_per_s)
+echo "| 64 B ping-pong | $l | $p | $(pratio small lane small pipe msgs_per_s) | 1x within noise | $(us "$l") | - |"
 echo
 echo "$rounds rounds of ${secs} s runs; ratios are medians of per-round ratios."

@@ -100,3 +100,61 @@ bench_stop_server() {
     wait "$server_pid" 2>/dev/null || true
     server_pid=
 }
+
+# bench_session [BUILD_DIR]: the usual start of a bench script in one call:
+# the build's programs (built first when BUILD_DIR is empty), Wine in
+# PH_BENCH_PREFIX (default build/wineprefix-bench), a scratch directory, the
+# prefix made on first use, and a persistent wineserver.
+bench_session() {
+    bench_build_dir "${1:-}"
+    bench_wine_env "${PH_BENCH_PREFIX:-$BENCH_ROOT/build/wineprefix-bench}"
+    bench_need_programs
+    bench_work_dir
+    bench_wine_prefix
+    bench_wineserver_start
+}
+
+# bench_line FILE ARGS...: one `pipehub bench ARGS` run against $pipe; its
+# result line is appended to FILE (and shown on stderr), or "bench failed"
+# with the errors' tail when there is none.
+bench_line() {
+    local file=$1 line
+    shift
+    if ! line=$(wine "$PIPEHUB" --pipe "$pipe" --timeout 60000 bench "$@" \
+        2>>"$work/errors" | tr -d '\r' | grep '^bench ' | tail -1) ||
+        [ -z "$line" ]; then
+        echo "$BENCH_NAME: bench $* failed:" >&2
+        tail -3 "$work/errors" >&2
+        line="bench failed"
+    fi
+    echo "  $(basename "$file"): $line" >&2
+    echo "$line" >>"$file"
+}
+
+# ---- reading the result lines (files $work/TARGET.KEY, one line a round)
+
+# val KEY LINE: the value of KEY=... in a bench result line.
+val() { printf '%s\n' "$2" | tr -d '\r' | sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+
+# median TARGET KEY FIELD: the median over the rounds of FIELD.
+median() {
+    local f=$work/$1.$2
+    [ -f "$f" ] || { echo "-"; return; }
+    while read -r line; do val "$3" " $line"; done <"$f" |
+        grep -E '^[0-9.]+$' | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# pratio TARGET_A KEY_A TARGET_B KEY_B FIELD: the median over the rounds of
+# A / B, each round's A over the same round's B. The hub's rows use it: the
+# machine's speed drifts by more between rounds (other sessions, Wine's own
+# state) than between two runs of one round.
+pratio() {
+    paste -d'|' "$work/$1.$2" "$work/$3.$4" 2>/dev/null | while IFS='|' read -r a b; do
+        x=$(val "$5" " $a") y=$(val "$5" " $b")
+        [ -n "$x" ] && [ -n "$y" ] &&
+            awk -v x="$x" -v y="$y" 'BEGIN { if (y + 0 > 0) printf "%.4f\n", x / y }'
+    done | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2fx\n", m } }'
+}

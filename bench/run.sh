@@ -52,8 +52,6 @@ bench_wineserver_start
 PIPE_BL=ph-bench-baseline-$$
 PIPE_PH=ph-bench-pipehubd-$$
 
-# val KEY LINE: the value of KEY=... in a bench result line.
-val() { printf '%s\n' "$2" | tr -d '\r' | sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 
 start_server() { # target
     if [ "$1" = baseline ]; then
@@ -112,7 +110,13 @@ workloads() { # target
     if [ "$1" = pipehubd ]; then
         run "$1" async async -d "$secs"
     fi
-    run "$1" big big -d "$secs"
+    # The pipe against the pipe: pipehubd's library client would otherwise
+    # take a lane for 1 MiB (bench/lane.sh compares the two).
+    if [ "$1" = pipehubd ]; then
+        run "$1" big big -d "$secs" --no-lane
+    else
+        run "$1" big big -d "$secs"
+    fi
     run "$1" churn churn -d "$secs"
     if [ "$1" = pipehubd ]; then
         # The hub. The runs compared with each other run back to
@@ -224,29 +228,6 @@ if [ "${PH_BENCH_COUNT:-1}" != 0 ]; then
     counts=$(PH_BENCH_PREFIX=$WINEPREFIX bash "$root/bench/count_requests.sh" \
         "$build" 2>>"$work/errors" || true)
 fi
-
-# median TARGET KEY FIELD: the median over the rounds of FIELD.
-median() {
-    local f=$work/$1.$2
-    [ -f "$f" ] || { echo "-"; return; }
-    while read -r line; do val "$3" " $line"; done <"$f" |
-        grep -E '^[0-9.]+$' | sort -g |
-        awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# pratio TARGET_A KEY_A TARGET_B KEY_B FIELD: the median over the rounds of
-# A / B, each round's A over the same round's B. The hub's rows use it: the
-# machine's speed drifts by more between rounds (other sessions, Wine's own
-# state) than between two runs of one round.
-pratio() {
-    paste -d'|' "$work/$1.$2" "$work/$3.$4" 2>/dev/null | while IFS='|' read -r a b; do
-        x=$(val "$5" " $a") y=$(val "$5" " $b")
-        [ -n "$x" ] && [ -n "$y" ] &&
-            awk -v x="$x" -v y="$y" 'BEGIN { if (y + 0 > 0) printf "%.4f\n", x / y }'
-    done | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else {
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%.2fx\n", m } }'
-}
 
 ratio() { # a b: a / b to two places
     awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2fx\n", a / b }'

@@ -46,6 +46,11 @@ int ph_cli_connect(const cli *o, ph_client **out);
 /* "error: NAME: message" on stderr for an ERROR answer; EXIT_ERROR_REPLY. */
 int ph_cli_report_error_reply(const ph_reply *r);
 
+/* Call route on c and require a REPLY, which is dropped: EXIT_OK, or the
+ * exit status after reporting the failure or the ERROR. */
+int ph_cli_call_expect_reply(const cli *o, ph_client *c, const char *route,
+                             const void *payload, size_t len);
+
 /* The error code of a blocking library function that may be the hub's
  * answer (ph_client_subscribe, ...): EXIT_ERROR_REPLY with
  * "error: NAME: what" when err is a protocol code the hub sends, else as
@@ -128,6 +133,7 @@ int ph_cli_call(const cli *o, int argc, char **argv);
 int ph_cli_ping(const cli *o, int argc, char **argv);
 int ph_cli_stats(const cli *o, int argc, char **argv);
 int ph_cli_routes(const cli *o, int argc, char **argv);
+int ph_cli_describe(const cli *o, int argc, char **argv);
 int ph_cli_pub(const cli *o, int argc, char **argv);
 int ph_cli_sub(const cli *o, int argc, char **argv);
 int ph_cli_serve(const cli *o, int argc, char **argv);

@@ -110,8 +110,6 @@ int ph_cli_ping(const cli *o, int argc, char **argv)
     LARGE_INTEGER freq, t0, t1;
     uint64_t *us = NULL, median;
     ph_client *c = NULL;
-    ph_reply r;
-    ph_err err;
     int rc;
 
     if (argc == 2 && strcmp(argv[0], "-n") == 0) {
@@ -132,18 +130,10 @@ int ph_cli_ping(const cli *o, int argc, char **argv)
         goto done;
     for (i = 0; i < count; i++) {
         QueryPerformanceCounter(&t0);
-        err = ph_client_call(c, "sys.ping", NULL, 0, o->timeout_ms, &r);
+        rc = ph_cli_call_expect_reply(o, c, "sys.ping", NULL, 0);
         QueryPerformanceCounter(&t1);
-        if (err != PH_OK) {
-            rc = ph_cli_report_failure(o, "sys.ping", err);
+        if (rc != EXIT_OK)
             goto done;
-        }
-        if (r.kind == PH_ERROR) {
-            rc = ph_cli_report_error_reply(&r);
-            ph_reply_free(&r);
-            goto done;
-        }
-        ph_reply_free(&r);
         us[i] = ticks_to_us((uint64_t)(t1.QuadPart - t0.QuadPart),
                             (uint64_t)freq.QuadPart);
         printf("sys.ping %u: %llu us\n", (unsigned)i + 1,
@@ -163,6 +153,13 @@ done:
     ph_client_close(c);
     free(us);
     return rc;
+}
+
+int ph_cli_describe(const cli *o, int argc, char **argv)
+{
+    if (argc != 1)
+        return ph_cli_usage_error("%s", "describe needs a ROUTE");
+    return call_and_print(o, "sys.describe", argv[0], strlen(argv[0]));
 }
 
 int ph_cli_stats(const cli *o, int argc, char **argv)
@@ -201,18 +198,61 @@ static void put_cell(const char *text, size_t width, int last)
         printf("%-*s  ", (int)width, text);
 }
 
+/* The first line of route's description that is not a comment, or of its
+ * comment when that is all there is; "-" when it has none. */
+static void first_line(const cli *o, ph_client *c, const char *route)
+{
+    const char *p, *end, *best = NULL;
+    size_t best_len = 0;
+    ph_reply d;
+
+    if (ph_client_call(c, "sys.describe", route, strlen(route), o->timeout_ms,
+                       &d) != PH_OK || d.kind != PH_REPLY) {
+        if (d.payload != NULL)
+            ph_reply_free(&d);
+        printf("-\n");
+        return;
+    }
+    for (p = (const char *)d.payload; *p; p = *end ? end + 1 : end) {
+        end = strchr(p, '\n');
+        if (end == NULL)
+            end = p + strlen(p);
+        if (end == p)
+            continue;
+        if (best == NULL || (best[0] == '#' && p[0] != '#')) {
+            best = p;
+            best_len = (size_t)(end - p);
+        }
+        if (best[0] != '#')
+            break;
+    }
+    if (best != NULL)
+        ph_cli_put_escaped(stdout, (const uint8_t *)best, best_len, 120);
+    else
+        printf("-");
+    printf("\n");
+    ph_reply_free(&d);
+}
+
 int ph_cli_routes(const cli *o, int argc, char **argv)
 {
     char cells[NCOLUMNS][CELL_MAX], head[CELL_MAX];
     size_t width[NCOLUMNS], pos = 0, start, len, k;
+    ph_client *c = NULL;
     ph_reply r;
-    int rc, more;
+    int rc, more, verbose = 0;
 
-    (void)argv;
-    if (argc != 0)
-        return ph_cli_usage_error("%s", "routes takes no arguments");
+    if (argc == 1 && strcmp(argv[0], "-v") == 0)
+        verbose = 1;
+    else if (argc != 0)
+        return ph_cli_usage_error("%s", "routes takes no arguments but -v");
     if ((rc = call_once(o, "sys.routes", "", 0, &r)) != EXIT_OK)
         return rc;
+    /* -v: each route's description's first line, from sys.describe. */
+    if (verbose && ph_cli_connect(o, &c) != EXIT_OK) {
+        ph_reply_free(&r);
+        return EXIT_NO_ANSWER;
+    }
     /* Two passes: column widths, then the rows. */
     for (k = 0; k < NCOLUMNS; k++)
         width[k] = strlen(route_columns[k]);
@@ -234,15 +274,20 @@ int ph_cli_routes(const cli *o, int argc, char **argv)
         for (j = 0; j < n; j++)
             head[j] = (char)(route_columns[k][j] - 'a' + 'A');
         head[n] = '\0';
-        put_cell(head, width[k], k + 1 == NCOLUMNS);
+        put_cell(head, width[k], k + 1 == NCOLUMNS && !verbose);
     }
+    if (verbose)
+        printf("DESCRIPTION\n");
     pos = 0;
     while (ph_cli_json_next((const char *)r.payload, r.payload_len, &pos,
                             &start, &len) == 1) {
         route_cells((const char *)r.payload + start, len, cells);
         for (k = 0; k < NCOLUMNS; k++)
-            put_cell(cells[k], width[k], k + 1 == NCOLUMNS);
+            put_cell(cells[k], width[k], k + 1 == NCOLUMNS && !verbose);
+        if (verbose)
+            first_line(o, c, cells[0]);
     }
+    ph_client_close(c);
     ph_reply_free(&r);
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_NO_ANSWER;
 }

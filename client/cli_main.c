@@ -26,12 +26,14 @@ static const char usage_text[] =
     "                        (call --no-lane ROUTE ...: keep to the pipe)\n"
     "  ping [-n N]           time N sys.ping round trips (default 4)\n"
     "  stats                 print the server's counters (sys.stats) as JSON\n"
-    "  routes                table of the routes the hub serves (sys.routes)\n"
+    "  routes [-v]           table of the routes the hub serves (sys.routes);\n"
+    "                        -v adds each one's description's first line\n"
+    "  describe ROUTE        what ROUTE says it is (sys.describe)\n"
     "  pub TOPIC [PAYLOAD]   publish an event\n"
     "  sub PATTERN [--count N]\n"
     "                        print events on a topic, \"prefix.*\" or \"*\",\n"
     "                        one line each (TOPIC PAYLOAD), until Ctrl+C or N\n"
-    "  serve ROUTE [--exclusive] --exec CMD\n"
+    "  serve ROUTE [--exclusive] [--describe TEXT|@FILE] --exec CMD\n"
     "                        serve ROUTE: each request runs CMD through\n"
     "                        cmd.exe, with the payload on its standard input,\n"
     "                        and is answered with its standard output; a\n"
@@ -216,6 +218,21 @@ int ph_cli_report_error_reply(const ph_reply *r)
     return EXIT_ERROR_REPLY;
 }
 
+int ph_cli_call_expect_reply(const cli *o, ph_client *c, const char *route,
+                             const void *payload, size_t len)
+{
+    ph_reply r;
+    ph_err err = ph_client_call(c, route, payload, len, o->timeout_ms, &r);
+    int rc = EXIT_OK;
+
+    if (err != PH_OK)
+        return ph_cli_report_failure(o, route, err);
+    if (r.kind == PH_ERROR)
+        rc = ph_cli_report_error_reply(&r);
+    ph_reply_free(&r);
+    return rc;
+}
+
 int ph_cli_report_hub_err(const cli *o, const char *what, ph_err err)
 {
     const char *name;
@@ -385,6 +402,7 @@ int main(int argc, char **argv)
     } commands[] = {
         {"call", ph_cli_call},   {"ping", ph_cli_ping},
         {"stats", ph_cli_stats}, {"routes", ph_cli_routes},
+        {"describe", ph_cli_describe},
         {"pub", ph_cli_pub},     {"sub", ph_cli_sub},
         {"serve", ph_cli_serve}, {"monitor", ph_cli_monitor},
         {"clients", ph_cli_clients}, {"doctor", ph_cli_doctor},

@@ -108,7 +108,6 @@ int ph_cli_monitor(const cli *o, int argc, char **argv)
     ph_client *c = NULL;
     monitor_state m;
     int rc, with_sys = 0;
-    ph_reply r;
     ph_err err;
 
     memset(&m, 0, sizeof m);
@@ -129,18 +128,10 @@ int ph_cli_monitor(const cli *o, int argc, char **argv)
         rc = ph_cli_report_failure(o, "sys.monitor", err);
         goto done;
     }
-    err = ph_client_call(c, "sys.monitor", request, strlen(request),
-                         o->timeout_ms, &r);
-    if (err != PH_OK) {
-        rc = ph_cli_report_failure(o, "sys.monitor", err);
+    rc = ph_cli_call_expect_reply(o, c, "sys.monitor", request,
+                                  strlen(request));
+    if (rc != EXIT_OK)
         goto done;
-    }
-    if (r.kind == PH_ERROR) {
-        rc = ph_cli_report_error_reply(&r);
-        ph_reply_free(&r);
-        goto done;
-    }
-    ph_reply_free(&r);
     rc = ph_cli_run_client(o, c, monitor_done, &m);
     if (rc == EXIT_OK && m.out_failed)
         rc = EXIT_NO_ANSWER;

@@ -556,6 +556,9 @@ int ph_cli_serve(const cli *o, int argc, char **argv)
 {
     char state[16], position[16], conn[24];
     unsigned flags = PH_REGISTER_SHARED;
+    const char *describe = NULL;
+    ph_cli_payload text = {0};
+    char *dtext = NULL;
     ph_client *c = NULL;
     HANDLE wait[3], stop;
     server s;
@@ -570,6 +573,11 @@ int ph_cli_serve(const cli *o, int argc, char **argv)
     for (i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--exclusive") == 0) {
             flags = PH_REGISTER_EXCLUSIVE;
+        } else if (strcmp(argv[i], "--describe") == 0) {
+            if (i + 1 >= argc)
+                return ph_cli_usage_error("%s", "--describe needs TEXT or "
+                                                "@FILE");
+            describe = argv[++i];
         } else if (strcmp(argv[i], "--exec") == 0) {
             if (i + 1 >= argc || argv[i + 1][0] == '\0')
                 return ph_cli_usage_error("%s", "--exec needs a command");
@@ -587,6 +595,19 @@ int ph_cli_serve(const cli *o, int argc, char **argv)
     if (!ph_cli_pattern_ok(s.route) || strcmp(s.route, "*") == 0)
         return ph_cli_usage_error("'%s' is not a route (a name or "
                                   "\"prefix.*\")", s.route);
+    /* The description: TEXT, or @FILE's bytes, as for a payload. */
+    if (describe != NULL) {
+        if ((rc = ph_cli_payload_read(describe, &text)) != EXIT_OK)
+            return rc;
+        if (text.len > PH_DESCRIBE_MAX || (dtext = malloc(text.len + 1)) ==
+                                              NULL) {
+            ph_cli_payload_free(&text);
+            return ph_cli_usage_error("%s", "--describe: at most 16 KiB");
+        }
+        memcpy(dtext, text.data, text.len);
+        dtext[text.len] = '\0';
+        ph_cli_payload_free(&text);
+    }
     if ((stop = ph_cli_stop_event()) == NULL) {
         fputs("pipehub: cannot watch for Ctrl+C\n", stderr);
         return EXIT_NO_ANSWER;
@@ -598,8 +619,9 @@ int ph_cli_serve(const cli *o, int argc, char **argv)
     err = ph_client_subscribe(c, "sys.route.acquired", on_acquired, &s,
                               o->timeout_ms);
     if (err == PH_OK)
-        err = ph_client_register(c, s.route, flags, on_request, &s,
-                                 o->timeout_ms, &answer);
+        err = ph_client_register_described(c, s.route, flags, dtext,
+                                           on_request, &s, o->timeout_ms,
+                                           &answer);
     if (err != PH_OK) {
         if (answer.kind == PH_ERROR)
             rc = ph_cli_report_error_reply(&answer);
@@ -660,5 +682,6 @@ done:
         task_free(t);
     }
     ph_client_close(c);
+    free(dtext);
     return rc;
 }

@@ -1573,8 +1573,17 @@ ph_err ph_client_register(ph_client *c, const char *route, unsigned flags,
                           ph_request_cb *cb, void *ctx, uint32_t timeout_ms,
                           ph_reply *answer)
 {
-    char text[PH_ROUTE_MAX + sizeof " exclusive"];
-    size_t len, i;
+    return ph_client_register_described(c, route, flags, NULL, cb, ctx,
+                                        timeout_ms, answer);
+}
+
+ph_err ph_client_register_described(ph_client *c, const char *route,
+                                    unsigned flags, const char *description,
+                                    ph_request_cb *cb, void *ctx,
+                                    uint32_t timeout_ms, ph_reply *answer)
+{
+    size_t len, i, dlen = description != NULL ? strlen(description) : 0;
+    char *text;
     int added = 0;
     reg *r;
     ph_err err;
@@ -1585,7 +1594,7 @@ ph_err ph_client_register(ph_client *c, const char *route, unsigned flags,
         (flags != PH_REGISTER_SHARED && flags != PH_REGISTER_EXCLUSIVE))
         return PH_EINVAL;
     len = strlen(route);
-    if (!ph_pattern_valid(route, len, 0))
+    if (!ph_pattern_valid(route, len, 0) || dlen > PH_DESCRIBE_MAX)
         return PH_EINVAL;
     if ((err = can_queue(c)) != PH_OK)
         return err;
@@ -1610,9 +1619,17 @@ ph_err ph_client_register(ph_client *c, const char *route, unsigned flags,
         c->nregs++;
         added = 1;
     }
-    snprintf(text, sizeof text, "%s%s", route,
-             flags == PH_REGISTER_EXCLUSIVE ? " exclusive" : "");
-    err = hub_request(c, "sys.register", text, timeout_ms, answer);
+    /* "ROUTE [exclusive]", and the description on the lines after. */
+    text = ph_alloc(len + sizeof " exclusive" + 1 + dlen);
+    if (text == NULL) {
+        err = PH_ENOMEM;
+    } else {
+        snprintf(text, len + sizeof " exclusive" + 1 + dlen, "%s%s%s%s", route,
+                 flags == PH_REGISTER_EXCLUSIVE ? " exclusive" : "",
+                 dlen ? "\n" : "", dlen ? description : "");
+        err = hub_request(c, "sys.register", text, timeout_ms, answer);
+        ph_free(text);
+    }
     if (err != PH_OK && added)
         remove_reg(c, i);
     return err;

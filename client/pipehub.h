@@ -265,6 +265,17 @@ ph_err ph_client_register(ph_client *c, const char *route, unsigned flags,
                           ph_request_cb *cb, void *ctx, uint32_t timeout_ms,
                           ph_reply *answer);
 
+/* As ph_client_register, with a description of the route (UTF-8 text of at
+ * most PH_DESCRIBE_MAX bytes; NULL or "" for none) that sys.describe and
+ * `pipehub describe ROUTE` show (docs/PROTOCOL.md, "Describing a route",
+ * recommends a small grammar). The route keeps the latest description any
+ * of its providers gave. PH_EINVAL for a longer one. */
+#define PH_DESCRIBE_MAX (16u * 1024u)
+ph_err ph_client_register_described(ph_client *c, const char *route,
+                                    unsigned flags, const char *description,
+                                    ph_request_cb *cb, void *ctx,
+                                    uint32_t timeout_ms, ph_reply *answer);
+
 /* Stop serving (or waiting for) route: sys.unregister, waiting up to
  * timeout_ms. The handler gets no request from now on; requests it already
  * holds may still be answered (the hub answered their callers UNAVAILABLE

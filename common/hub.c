@@ -16,13 +16,18 @@ static void control(ph_hub *h, hconn *c, const ph_frame *f)
     const char *r = f->route;
     size_t rl = f->route_len;
     const ph_sys_route *row;
+    const char *nl;
 
     /* Arguments are short text; a trailing newline (from a shell) is
      * forgiven. */
     while (len > 0 && (arg[len - 1] == '\n' || arg[len - 1] == '\r' ||
                        arg[len - 1] == ' '))
         len--;
-    if (len > PH_ROUTE_MAX + 16) {
+    /* The argument is one short line; sys.register may add a description
+     * after it (its handler checks that). */
+    nl = memchr(arg, '\n', len);
+    if ((nl != NULL ? (size_t)(nl - arg) : len) > PH_ROUTE_MAX + 16 ||
+        len > PH_ROUTE_MAX + 17 + HUB_DESCRIBE_MAX) {
         hub_send_error(h, c, f->id, PH_EBADREQ, r, rl, "argument too long");
         return;
     }

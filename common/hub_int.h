@@ -34,6 +34,8 @@ typedef struct hroute {
     parr wait;         /* hconn *: the exclusive waiting line */
     uint32_t rr;       /* round-robin position */
     uint64_t forwarded;
+    char *describe;    /* owned: what its providers say it is (sys.describe);
+                          NULL when none said */
 } hroute;
 
 /* A subscription pattern and its subscribers. */
@@ -130,6 +132,9 @@ enum {
     LOGGED_INFLIGHT = 1, LOGGED_ROUTES = 2, LOGGED_SUBS = 4,
     LOGGED_DENIED = 8, LOGGED_PROVIDER = 16
 };
+
+/* The longest description a registration may carry (sys.describe). */
+#define HUB_DESCRIBE_MAX (16u * 1024u)
 
 /* What a [route.NAME] rule can speak of; the most specific rule that speaks
  * of it wins (hub_rules.c). */

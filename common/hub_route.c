@@ -28,6 +28,7 @@ hroute *hub_route_lookup(const ph_hub *h, const char *name, size_t len)
 
 static void route_free(ph_hub *h, hroute *r)
 {
+    ph_free(r->describe);
     parr_free(&r->prov);
     parr_free(&r->wait);
     named_free(&h->routes, (named *)r);
@@ -50,14 +51,47 @@ static void reply_register_state(ph_hub *h, uint32_t id, const hroute *r,
     hub_reply(h, id, json, (size_t)n);
 }
 
+/* A registration's description becomes the route's: the latest one given
+ * wins, so a provider that restarts with a new description is believed.
+ * An allocation failure keeps the old one (it is only informative). */
+static void set_describe(hroute *r, const char *text, size_t n)
+{
+    char *copy;
+
+    if (n == 0 || (copy = ph_alloc(n + 1)) == NULL)
+        return;
+    memcpy(copy, text, n);
+    copy[n] = '\0';
+    ph_free(r->describe);
+    r->describe = copy;
+}
+
 void hub_sys_register(ph_hub *h, hconn *c, uint32_t id, const char *arg,
                       size_t len)
 {
-    const char *sp = memchr(arg, ' ', len);
-    size_t nlen = sp ? (size_t)(sp - arg) : len;
+    /* "ROUTE [exclusive]", then optionally a newline and the description. */
+    const char *nl = memchr(arg, '\n', len), *text = NULL;
+    size_t tlen = 0, nlen;
+    const char *sp;
     int exclusive = 0;
     hroute *r;
     hconn *holder;
+
+    if (nl != NULL) {
+        text = nl + 1;
+        tlen = len - (size_t)(text - arg);
+        len = (size_t)(nl - arg);
+        if (len > 0 && arg[len - 1] == '\r')
+            len--;
+    }
+    if (tlen > HUB_DESCRIBE_MAX) {
+        hub_send_error(h, c, id, PH_EBADREQ, "sys.register", 12,
+                       "a description is at most %u bytes, not %zu",
+                       (unsigned)HUB_DESCRIBE_MAX, tlen);
+        return;
+    }
+    sp = memchr(arg, ' ', len);
+    nlen = sp ? (size_t)(sp - arg) : len;
 
     if (sp != NULL) {
         if (len - nlen - 1 == 9 && memcmp(sp + 1, "exclusive", 9) == 0)
@@ -81,6 +115,7 @@ void hub_sys_register(ph_hub *h, hconn *c, uint32_t id, const char *arg,
     }
     r = named_find(&h->routes, arg, nlen);
     if (r != NULL && (parr_find(&r->prov, c) >= 0 || parr_find(&r->wait, c) >= 0)) {
+        set_describe(r, text, tlen);
         reply_register_state(h, id, r, c);
         return;
     }
@@ -115,6 +150,7 @@ void hub_sys_register(ph_hub *h, hconn *c, uint32_t id, const char *arg,
         goto nomem;
     if (parr_push(&c->regs, r) != PH_OK)
         goto nomem_route;
+    set_describe(r, text, tlen);
     if (r->prov.n == 0) {
         r->exclusive = exclusive;
         if (parr_push(&r->prov, c) != PH_OK) {
@@ -208,3 +244,36 @@ void hub_sys_unregister(ph_hub *h, hconn *c, uint32_t id, const char *arg,
     hub_drop_registration(h, r, c);
 }
 
+/* sys.describe ROUTE: what a route says it is. A built-in route's text is
+ * the hub's own (its row in sysroutes.c); a provided route's is what its
+ * providers registered with, found as a request to ROUTE would be. */
+void hub_sys_describe(ph_hub *h, hconn *c, uint32_t id, const char *arg,
+                      size_t len)
+{
+    const ph_sys_route *row;
+    const hroute *r;
+
+    if (len == 0 || len > PH_ROUTE_MAX || !ph_route_valid(arg, len)) {
+        hub_send_error(h, c, id, PH_EBADREQ, "sys.describe", 12,
+                       "expected a route");
+        return;
+    }
+    row = ph_sys_route_find(arg, len);
+    if (row != NULL) {
+        hub_reply(h, id, row->describe, strlen(row->describe));
+        return;
+    }
+    r = hub_route_lookup(h, arg, len);
+    if (r == NULL) {
+        hub_send_error(h, c, id, PH_ENOROUTE, "sys.describe", 12,
+                       "no route '%.*s'", (int)len, arg);
+        return;
+    }
+    if (r->describe == NULL) {
+        hub_send_error(h, c, id, PH_ENOROUTE, "sys.describe", 12,
+                       "'%s' is served, and its providers gave no "
+                       "description", r->name);
+        return;
+    }
+    hub_reply(h, id, r->describe, strlen(r->describe));
+}

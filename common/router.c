@@ -84,7 +84,8 @@ ph_err ph_router_sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
                            ph_buf *out, ph_route_result *res)
 {
     size_t start, n = f->payload_len;
-    uint32_t lane_max, lane_threshold;
+    uint32_t lane_max = 0, lane_threshold = 0;
+    int lane_on;
     ph_json j;
     ph_err err;
 
@@ -106,9 +107,16 @@ ph_err ph_router_sys_hello(const ph_router *r, ph_peer *peer, const ph_frame *f,
     ph_json_u64(&j, "conn_id", peer->conn_id);
     if (peer->name[0])
         ph_json_str(&j, "client", peer->name, strlen(peer->name));
-    /* The lane's terms, so a client knows whether to ask (sys.lane). */
-    if (r->lane_terms != NULL && r->lane_terms(r->stats_ctx, &lane_max,
-                                               &lane_threshold)) {
+    /* What a client may rely on, and the lane's terms when it is offered
+     * (so a client knows whether to ask: sys.lane). */
+    lane_on = r->lane_terms != NULL &&
+              r->lane_terms(r->stats_ctx, &lane_max, &lane_threshold);
+    ph_json_key(&j, "features");
+    if (j.err == PH_OK)
+        j.err = ph_buf_append(out, lane_on ? "[\"hub\",\"describe\",\"lane\"]"
+                                           : "[\"hub\",\"describe\"]",
+                              lane_on ? 25 : 18);
+    if (lane_on) {
         ph_json_u64(&j, "lane_version", PH_LANE_VERSION);
         ph_json_u64(&j, "lane_max_bytes", lane_max);
         ph_json_u64(&j, "lane_threshold", lane_threshold);

@@ -43,6 +43,7 @@ typedef struct ph_sys_route {
     uint8_t flags;         /* PH_SYS_* */
     ph_sys_local_fn local; /* set for routes answered without the hub */
     ph_sys_hub_fn hub;     /* set for routes that need the hub */
+    const char *describe;  /* what sys.describe answers for it */
 } ph_sys_route;
 
 /* The table, ended by a row whose name is NULL. */
@@ -74,6 +75,7 @@ PH_SYS_HUB_HANDLER(hub_sys_subscriptions)
 PH_SYS_HUB_HANDLER(hub_sys_client)
 PH_SYS_HUB_HANDLER(hub_sys_monitor)
 PH_SYS_HUB_HANDLER(hub_sys_clients)
+PH_SYS_HUB_HANDLER(hub_sys_describe)
 #undef PH_SYS_LOCAL_HANDLER
 #undef PH_SYS_HUB_HANDLER
 

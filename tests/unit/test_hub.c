@@ -562,6 +562,56 @@ static void test_big_frames_pass_quota(void)
     fake_stop();
 }
 
+/* sys.describe: a provided route's description (the latest registration
+ * that gave one), a prefix's for the routes under it, the hub's own for a
+ * built-in route, NO_ROUTE for the rest; a description over 16 KiB is
+ * refused. */
+static void test_describe(void)
+{
+    static char big[16 * 1024 + 40];
+    ph_frame f;
+
+    START(3);
+    REGISTER(1, "calc.add\nmethod calc.add(a: int, b: int) -> (sum: int)");
+    REGISTER(2, "img.*\r\n# Images.");
+    ASK(3, "sys.describe", 5, "calc.add", &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK_EQ(f.id, 5);
+    CHECK(payload_is(&f, "method calc.add(a: int, b: int) -> (sum: int)"));
+    ASK(3, "sys.describe", 6, "img.resize", &f);
+    CHECK(payload_is(&f, "# Images."));
+    ASK(3, "sys.describe", 7, "sys.echo", &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    CHECK(payload_has(&f, "method sys.echo(bytes) -> (bytes)"));
+    ASK(3, "sys.describe", 8, "sys.describe", &f);
+    CHECK(payload_has(&f, "method sys.describe(route: text)"));
+    ASK(3, "sys.describe", 9, "nobody.home", &f);
+    CHECK_EQ(f.kind, PH_ERROR);
+    CHECK_EQ(f.status, PH_ENOROUTE);
+    ASK(3, "sys.describe", 10, "", &f);
+    CHECK_EQ(f.status, PH_EBADREQ);
+    /* Served without a description: NO_ROUTE says so. */
+    REGISTER(3, "plain.x");
+    ASK(1, "sys.describe", 11, "plain.x", &f);
+    CHECK_EQ(f.status, PH_ENOROUTE);
+    CHECK(payload_has(&f, "gave no description"));
+    /* A later registration's description wins. */
+    REGISTER(3, "plain.x\nsecond");
+    ASK(1, "sys.describe", 12, "plain.x", &f);
+    CHECK(payload_is(&f, "second"));
+    memset(big, 'd', sizeof big - 1);
+    memcpy(big, "big.one\n", 8);
+    ASK(2, "sys.register", 13, big, &f);
+    CHECK_EQ(f.kind, PH_ERROR);
+    CHECK_EQ(f.status, PH_EBADREQ);
+    /* When its last provider goes, so does the route and what it said. */
+    fake_disconnect(1);
+    ASK(3, "sys.describe", 14, "calc.add", &f);
+    CHECK_EQ(f.status, PH_ENOROUTE);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
 static void test_client_identity(void)
 {
     ph_frame f;
@@ -889,6 +939,7 @@ int main(void)
     PH_RUN(test_client_identity);
     PH_RUN(test_monitor);
     PH_RUN(test_views);
+    PH_RUN(test_describe);
     PH_RUN(test_caller_gone);
     PH_RUN(test_access_rules);
     PH_RUN(test_limits);

@@ -104,6 +104,9 @@ static void test_hello_records_name(void)
     CHECK(payload_has(&x.r, "\"max_frame\":1048576"));
     CHECK(payload_has(&x.r, "\"version\":\"9.9.9\""));
     CHECK(payload_has(&x.r, "\"client\":\"my\\\"tool\""));
+    /* No lane terms from this router: features without "lane". */
+    CHECK(payload_has(&x.r, "\"features\":[\"hub\",\"describe\"]"));
+    CHECK(!payload_has(&x.r, "lane"));
     CHECK(x.r.payload[0] == '{' && x.r.payload[x.r.payload_len - 1] == '}');
     exchange_free(&x);
 }

@@ -50,13 +50,14 @@ run --help
 if [ "$rc" -eq 0 ] &&
    grep -Eq '^  pub TOPIC \[PAYLOAD\]' "$tmp/out" &&
    grep -Eq '^  sub PATTERN \[--count N\]' "$tmp/out" &&
-   grep -Eq '^  serve ROUTE \[--exclusive\] --exec CMD' "$tmp/out" &&
-   grep -Eq '^  routes ' "$tmp/out" &&
+   grep -Eq '^  serve ROUTE \[--exclusive\] \[--describe TEXT\|@FILE\] --exec CMD' "$tmp/out" &&
+   grep -Eq '^  routes \[-v\] ' "$tmp/out" &&
+   grep -Eq '^  describe ROUTE ' "$tmp/out" &&
    grep -Eq '^  monitor \[PATTERN\] \[--sys\] \[--count N\]' "$tmp/out" &&
    grep -Eq '^  bench MODE' "$tmp/out"; then
-    pass "--help lists pub, sub, serve, routes, monitor and bench"
+    pass "--help lists pub, sub, serve, routes, describe, monitor and bench"
 else
-    fail_run "--help lists pub, sub, serve, routes, monitor and bench"
+    fail_run "--help lists pub, sub, serve, routes, describe, monitor and bench"
 fi
 check "pub with a bad topic exits 2" 2 "" "pipehub: 'bad topic' is not a topic.*" \
     -- pub "bad topic" x
@@ -126,6 +127,7 @@ fi
 
 # ---- serve ----------------------------------------------------------------------
 start env "$PIPEHUB" --pipe "$PIPE" serve demo.env \
+    --describe "$(printf '# Who called, and which route.\nmethod demo.env() -> (text)')" \
     --exec 'echo caller=%PIPEHUB_CALLER% route=%PIPEHUB_ROUTE%'
 start cat "$PIPEHUB" --pipe "$PIPE" serve demo.cat \
     --exec "\"$PIPEHUB_DOS\" --pipe $PIPE call sys.echo -"
@@ -185,6 +187,32 @@ else
 fi
 check "serve sys.anything is refused FORBIDDEN, exit 1" 1 "" \
     "error: FORBIDDEN: .*" -- serve sys.anything --exec 'echo x'
+
+# ---- describe -------------------------------------------------------------------
+run describe demo.env
+if [ "$rc" -eq 0 ] && [ "$(clean "$tmp/out")" = "$(printf '# Who called, and which route.\nmethod demo.env() -> (text)')" ]; then
+    pass "describe demo.env prints what serve --describe registered"
+else
+    fail_run "describe demo.env prints what serve --describe registered"
+fi
+run describe sys.echo
+if [ "$rc" -eq 0 ] && grep -Fq 'method sys.echo(bytes) -> (bytes)' "$tmp/out"; then
+    pass "describe sys.echo prints the hub's own description"
+else
+    fail_run "describe sys.echo prints the hub's own description"
+fi
+check "describe of a route nobody serves is NO_ROUTE, exit 1" 1 "" \
+    "error: NO_ROUTE: no route 'no.such.route'" -- describe no.such.route
+run routes -v
+if [ "$rc" -eq 0 ] &&
+   [[ $(head -n 1 "$tmp/out" | tr -d '\r') =~ ^ROUTE\ .*FORWARDED\ +DESCRIPTION$ ]] &&
+   grep -Eq '^demo\.env +provided .*method demo\.env\(\) -> \(text\)' <(clean "$tmp/out") &&
+   grep -Eq '^demo\.cat +provided .* -$' <(clean "$tmp/out") &&
+   grep -Eq '^sys\.ping +builtin .*method sys\.ping\(\) -> \(\)' <(clean "$tmp/out"); then
+    pass "routes -v adds each route's description's first method line"
+else
+    fail_run "routes -v adds each route's description's first method line"
+fi
 
 # ---- routes ---------------------------------------------------------------------
 run routes

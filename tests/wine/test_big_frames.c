@@ -13,8 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hubtest.h"
-#include "pipehub.h"
+#include "hubtest_client.h"
 
 #define BIG (16u * 1024u * 1024u)
 #define INI "[server]\nmax_frame_bytes = 17825792\n"
@@ -46,63 +45,6 @@ static long long mismatch(const void *got, size_t len, uint8_t seed)
         if (g[i] != (uint8_t)(i % 251 + seed))
             return (long long)i;
     return -1;
-}
-
-/* ---- a provider on its own thread ----------------------------------------- */
-
-typedef struct provider {
-    ph_client *c;
-    const uint8_t *reply;     /* BIG bytes answered to every request */
-    volatile LONG served;
-    volatile LONG stop;
-    HANDLE thread;
-} provider;
-
-static void on_request(void *ctx, ph_request *req, const char *route,
-                       const void *payload, size_t len, uint32_t caller)
-{
-    provider *p = ctx;
-
-    (void)route;
-    (void)payload;
-    (void)len;
-    (void)caller;
-    if (ph_request_reply(req, p->reply, BIG) == PH_OK)
-        InterlockedIncrement(&p->served);
-}
-
-static DWORD WINAPI provider_run(void *arg)
-{
-    provider *p = arg;
-
-    while (!p->stop)
-        if (ph_client_poll(p->c, 100, NULL) != PH_OK)
-            break;
-    return 0;
-}
-
-static int provider_start(provider *p, const char *pipe, const char *route)
-{
-    ph_reply r;
-
-    if (ph_client_connect(pipe, WAIT_MS, &p->c) != PH_OK ||
-        ph_client_register(p->c, route, PH_REGISTER_SHARED, on_request, p,
-                           WAIT_MS, &r) != PH_OK)
-        return -1;
-    ph_reply_free(&r);
-    p->thread = CreateThread(NULL, 0, provider_run, p, 0, NULL);
-    return p->thread != NULL ? 0 : -1;
-}
-
-static void provider_stop(provider *p)
-{
-    if (p->thread != NULL) {
-        ht_join(&p->thread, &p->stop, WAIT_MS);
-        p->thread = NULL;
-    }
-    if (p->c != NULL)
-        ph_client_close(p->c);
-    p->c = NULL;
 }
 
 /* sys.stats's slow_disconnects, through a connection of its own. */
@@ -150,7 +92,7 @@ static void on_done(void *ctx, ph_err err, const ph_frame *reply)
  * disconnected. */
 static void big_routed_call(void)
 {
-    static provider p;
+    static ht_provider p;
     ph_client *caller = NULL;
     uint8_t *req = pattern(3), *rep = pattern(7);
     ULONGLONG t0, deadline;
@@ -162,8 +104,9 @@ static void big_routed_call(void)
     memset(&rec, 0, sizeof rec);
     CHECK(req != NULL && rep != NULL);
     p.reply = rep;
+    p.reply_len = BIG;
     CHECK_DAEMON_INI(INI, d);
-    CHECK_EQ(provider_start(&p, d->pipe, "blob.echo"), 0);
+    CHECK_EQ(ht_provider_start(&p, d->pipe, 0, "blob.echo"), 0);
     CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &caller), PH_OK);
     t0 = GetTickCount64();
     CHECK_EQ(ph_client_call_async(caller, "blob.echo", req, BIG, BIG_WAIT_MS,
@@ -183,7 +126,7 @@ static void big_routed_call(void)
     CHECK_EQ(slow_disconnects(d->pipe, &slow), 0);
     CHECK_EQ(slow, 0);
     ph_client_close(caller);
-    provider_stop(&p);
+    ht_provider_stop(&p);
     free(req);
     free(rep);
     CHECK_ALIVE(d);
@@ -253,7 +196,7 @@ static void big_event_fanout(void)
  * caller, not the provider, is disconnected and counted. */
 static void big_caller_not_reading(void)
 {
-    static provider p;
+    static ht_provider p;
     uint8_t *rep = pattern(7);
     ph_client *other = NULL;
     ht_conn *lazy = NULL;
@@ -266,8 +209,9 @@ static void big_caller_not_reading(void)
     memset(&rec, 0, sizeof rec);
     CHECK(rep != NULL);
     p.reply = rep;
+    p.reply_len = BIG;
     CHECK_DAEMON_INI(INI, d);
-    CHECK_EQ(provider_start(&p, d->pipe, "blob.big"), 0);
+    CHECK_EQ(ht_provider_start(&p, d->pipe, 0, "blob.big"), 0);
     CHECK((lazy = ht_conn_open(d->pipe)) != NULL);
     CHECK_EQ(ht_send_request(lazy, "blob.big", 1, "x", 1), 0);
     CHECK_EQ(ht_send_request(lazy, "blob.big", 2, "x", 1), 0);
@@ -296,7 +240,7 @@ static void big_caller_not_reading(void)
     CHECK_EQ(slow, 1);
     ph_client_close(other);
     ht_conn_close(lazy);
-    provider_stop(&p);
+    ht_provider_stop(&p);
     free(rep);
     CHECK_ALIVE(d);
 }

@@ -12,9 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hubtest.h"
+#include "hubtest_client.h"
 #include "lane.h"
-#include "pipehub.h"
 
 #define MB (1024u * 1024u)
 #define WAIT_MS 20000u
@@ -91,6 +90,8 @@ static void negotiated(void)
         char j[512];
         snprintf(j, sizeof j, "%.*s", (int)f.payload_len,
                  (const char *)f.payload);
+        CHECK(strstr(j, "\"features\":[\"hub\",\"describe\",\"lane\"]") !=
+              NULL);
         CHECK_EQ(ht_json_u64(j, "lane_version", &max), 0);
         CHECK_EQ(max, 1);
         CHECK_EQ(ht_json_u64(j, "lane_max_bytes", &max), 0);
@@ -213,6 +214,24 @@ static void mixed_order(void)
     CHECK_ALIVE(d);
 }
 
+/* A raw connection asks for a lane with a 64 KiB ring and maps it: the
+ * view, with the handle and the section's size, or NULL. */
+static uint8_t *raw_lane(ht_conn *raw, uint64_t *handle, uint64_t *bytes)
+{
+    char j[512];
+    ph_frame f;
+
+    if (ht_send_request(raw, "sys.lane", 1, "65536", 5) != 0 ||
+        ht_read(raw, &f, WAIT_MS) != PH_OK || f.kind != PH_REPLY)
+        return NULL;
+    snprintf(j, sizeof j, "%.*s", (int)f.payload_len, (const char *)f.payload);
+    if (ht_json_u64(j, "handle", handle) != 0 ||
+        ht_json_u64(j, "section_bytes", bytes) != 0)
+        return NULL;
+    return MapViewOfFile((HANDLE)(uintptr_t)*handle,
+                         FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, (size_t)*bytes);
+}
+
 /* A raw client that takes a lane and lies in it: a tail far ahead, then a
  * descriptor past what it wrote. It is closed with BAD_FRAME; another
  * client's lane traffic goes on. */
@@ -220,10 +239,9 @@ static void corrupt(void)
 {
     ph_client *good = NULL;
     ht_conn *raw;
-    ph_frame f, lf;
+    ph_frame lf;
     uint64_t handle = 0, bytes = 0;
     uint8_t *view, desc[PH_LANE_DESC_BYTES];
-    char j[512];
     ph_buf b = {0};
     ht_daemon *d;
 
@@ -231,27 +249,14 @@ static void corrupt(void)
     CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &good), PH_OK);
     CHECK(echo_ok(good, 1 * MB, 1));
     CHECK((raw = ht_conn_open(d->pipe)) != NULL);
-    CHECK_EQ(ht_send_request(raw, "sys.lane", 1, "65536", 5), 0);
-    CHECK_EQ(ht_read(raw, &f, WAIT_MS), PH_OK);
-    CHECK_EQ(f.kind, PH_REPLY);
-    snprintf(j, sizeof j, "%.*s", (int)f.payload_len, (const char *)f.payload);
-    CHECK_EQ(ht_json_u64(j, "handle", &handle), 0);
-    CHECK_EQ(ht_json_u64(j, "section_bytes", &bytes), 0);
-    view = MapViewOfFile((HANDLE)(uintptr_t)handle,
-                         FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, (size_t)bytes);
-    CHECK(view != NULL);
+    CHECK((view = raw_lane(raw, &handle, &bytes)) != NULL);
     CHECK_EQ(ph_get_u32le(view), PH_LANE_MAGIC);
     /* 100 bytes "written", and a tail that says a gigabyte. */
     *(volatile uint64_t *)(view + PH_LANE_OFF_C2H_TAIL) = 1ull << 30;
     ph_lane_desc_put(desc, 0, 100);
-    memset(&lf, 0, sizeof lf);
-    lf.kind = PH_REQUEST;
-    lf.flags = PH_FLAG_LANE;
-    lf.id = 2;
-    lf.route = "sys.echo";
-    lf.route_len = 8;
-    lf.payload = desc;
-    lf.payload_len = sizeof desc;
+    lf = (ph_frame){.kind = PH_REQUEST, .flags = PH_FLAG_LANE, .id = 2,
+                    .route = "sys.echo", .route_len = 8, .payload = desc,
+                    .payload_len = sizeof desc};
     CHECK_EQ(ph_frame_append(&b, &lf), PH_OK);
     CHECK_EQ(ht_write(raw, b.data, b.len), 0);
     CHECK_EQ(ht_expect_error(raw, 0, PH_EBADFRAME, "make no sense"), 0);
@@ -269,36 +274,6 @@ static void corrupt(void)
 /* A provider without a lane gets a lane caller's payload through the pipe
  * when it fits max_frame_bytes; one that does not fit is TOO_LARGE to the
  * caller. A provider with a lane gets 8 MiB. */
-static void provider_without_lane(void);
-
-typedef struct prov {
-    ph_client *c;
-    volatile LONG stop;
-    volatile LONG got;        /* bytes of the last request */
-    HANDLE thread;
-} prov;
-
-static void on_req(void *ctx, ph_request *req, const char *route,
-                   const void *payload, size_t len, uint32_t caller)
-{
-    prov *p = ctx;
-
-    (void)route;
-    (void)caller;
-    p->got = (LONG)len;
-    ph_request_reply(req, payload, len);
-}
-
-static DWORD WINAPI prov_run(void *arg)
-{
-    prov *p = arg;
-
-    while (!p->stop)
-        if (ph_client_poll(p->c, 100, NULL) != PH_OK)
-            break;
-    return 0;
-}
-
 static int call_ok(ph_client *c, const char *route, size_t n, ph_err *code)
 {
     uint8_t *p = pattern(n, 3);
@@ -320,31 +295,19 @@ static int call_ok(ph_client *c, const char *route, size_t n, ph_err *code)
 
 static void provider_without_lane(void)
 {
-    static prov plain, laned;
+    static ht_provider plain, laned;
     ph_client *caller = NULL;
-    ph_reply r;
     ph_err code;
     ht_daemon *d;
 
     memset(&plain, 0, sizeof plain);
     memset(&laned, 0, sizeof laned);
     CHECK_DAEMON_INI(NULL, d);
-    CHECK_EQ(ph_client_connect_ex(d->pipe, WAIT_MS, PH_CONNECT_NO_LANE,
-                                  &plain.c),
-             PH_OK);
-    CHECK_EQ(ph_client_register(plain.c, "plain.echo", PH_REGISTER_SHARED,
-                                on_req, &plain, WAIT_MS, &r),
-             PH_OK);
-    ph_reply_free(&r);
-    CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &laned.c), PH_OK);
-    CHECK_EQ(ph_client_register(laned.c, "laned.echo", PH_REGISTER_SHARED,
-                                on_req, &laned, WAIT_MS, &r),
-             PH_OK);
-    ph_reply_free(&r);
     /* The laned provider takes its lane with its first big reply. */
-    plain.thread = CreateThread(NULL, 0, prov_run, &plain, 0, NULL);
-    laned.thread = CreateThread(NULL, 0, prov_run, &laned, 0, NULL);
-    CHECK(plain.thread != NULL && laned.thread != NULL);
+    CHECK_EQ(ht_provider_start(&plain, d->pipe, PH_CONNECT_NO_LANE,
+                               "plain.echo"),
+             0);
+    CHECK_EQ(ht_provider_start(&laned, d->pipe, 0, "laned.echo"), 0);
     CHECK_EQ(ph_client_connect(d->pipe, WAIT_MS, &caller), PH_OK);
     CHECK(call_ok(caller, "plain.echo", 512 * 1024, &code));
     CHECK_EQ(plain.got, 512 * 1024);
@@ -356,10 +319,8 @@ static void provider_without_lane(void)
     ht_say("512 KiB reached a provider without a lane through the pipe; 2 MiB "
            "was TOO_LARGE; 8 MiB reached one with a lane");
     ph_client_close(caller);
-    ht_join(&plain.thread, &plain.stop, WAIT_MS);
-    ht_join(&laned.thread, &laned.stop, WAIT_MS);
-    ph_client_close(plain.c);
-    ph_client_close(laned.c);
+    ht_provider_stop(&plain);
+    ht_provider_stop(&laned);
     CHECK_ALIVE(d);
 }
 
@@ -419,7 +380,6 @@ static void wake(void)
     uint64_t handle = 0, bytes = 0;
     uint8_t *view, *got = malloc(64 * 1024), *req[4];
     uint32_t off, len;
-    char j[512];
     ph_buf b = {0};
     ht_daemon *d;
     int i, wakes = 0;
@@ -427,15 +387,7 @@ static void wake(void)
     CHECK(got != NULL);
     CHECK_DAEMON_INI("[lane]\nthreshold_bytes = 1024\n", d);
     CHECK((raw = ht_conn_open(d->pipe)) != NULL);
-    CHECK_EQ(ht_send_request(raw, "sys.lane", 1, "65536", 5), 0);
-    CHECK_EQ(ht_read(raw, &f, WAIT_MS), PH_OK);
-    CHECK_EQ(f.kind, PH_REPLY);
-    snprintf(j, sizeof j, "%.*s", (int)f.payload_len, (const char *)f.payload);
-    CHECK_EQ(ht_json_u64(j, "handle", &handle), 0);
-    CHECK_EQ(ht_json_u64(j, "section_bytes", &bytes), 0);
-    view = MapViewOfFile((HANDLE)(uintptr_t)handle,
-                         FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, (size_t)bytes);
-    CHECK(view != NULL);
+    CHECK((view = raw_lane(raw, &handle, &bytes)) != NULL);
     CHECK_EQ(ph_lane_attach(view, (size_t)bytes, &lane), PH_OK);
     raw->dec.flags_ok = PH_FLAG_LANE;
     /* Four 40 KiB echoes, inline; their replies go to the 64 KiB ring. */
