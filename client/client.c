@@ -1701,11 +1701,7 @@ ph_err ph_request_error(ph_request *req, uint32_t code, const char *msg)
 
     if (req == NULL || code == 0)
         return PH_EINVAL;
-    if (n > ERROR_MSG_MAX) {
-        n = ERROR_MSG_MAX;
-        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
-            n--;
-    }
+    n = ph_utf8_cut(msg, n, ERROR_MSG_MAX);
     memset(&f, 0, sizeof f);
     f.kind = PH_ERROR;
     f.status = code;

@@ -94,11 +94,7 @@ ph_err ph_frame_append_error(ph_buf *b, uint32_t id, ph_err code,
      * failed. The message is cut on a UTF-8 character boundary. */
     if (code <= PH_OK || code > PH_PROTO_MAX)
         code = PH_EINTERNAL;
-    if (n > ERROR_MSG_MAX) {
-        n = ERROR_MSG_MAX;
-        while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
-            n--;
-    }
+    n = ph_utf8_cut(msg, n, ERROR_MSG_MAX);
     memset(&f, 0, sizeof f);
     f.kind = PH_ERROR;
     f.id = id;

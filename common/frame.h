@@ -39,6 +39,18 @@ static inline void ph_put_u32le(uint8_t *p, uint32_t v)
  * kind may have one is the caller's rule). */
 int ph_route_valid(const char *route, size_t len);
 
+/* n, or less when more than max: cut so that no UTF-8 character is split
+ * (an ERROR's message is at most 200 bytes of UTF-8). */
+static inline size_t ph_utf8_cut(const char *s, size_t n, size_t max)
+{
+    if (n <= max)
+        return n;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
 /* Bytes a frame with this route and payload occupies on the wire. */
 static inline size_t ph_frame_size(size_t route_len, size_t payload_len)
 {

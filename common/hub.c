@@ -141,6 +141,7 @@ void ph_hub_free(ph_hub *h)
         }
     }
     hub_calls_free(h);
+    hub_activations_free(h);
     htab_free(&h->conns);
     htab_free(&h->routes);
     htab_free(&h->topics);

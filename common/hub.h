@@ -48,7 +48,14 @@ typedef struct ph_route_rule {
      * user and enabled group SIDs; NULL: no rule, everyone. */
     const char *call, *provide, *publish, *subscribe;
     uint32_t min_integrity;      /* integrity RID required; 0: none */
+    /* Activation: a request nobody serves starts this Windows service
+     * (NULL: none), which has activate_timeout_ms (0: 25000) to register a
+     * route that serves it. */
+    const char *activate_service;
+    uint32_t activate_timeout_ms;
 } ph_route_rule;
+
+#define PH_ACTIVATE_TIMEOUT_MS 25000u
 
 typedef struct ph_hub_limits {
     uint32_t send_queue_bytes;        /* a connection's output quota */
@@ -97,6 +104,11 @@ typedef struct ph_hub_io {
     void (*log)(void *ctx, int level, const char *msg);
     /* The transport's view of conn for sys.clients. May be NULL. */
     void (*conn_stats)(void *ctx, void *conn, struct ph_conn_stats *out);
+    /* Start the Windows service service for activation id, and report what
+     * becomes of it with ph_hub_activation_failed (ph_hub_activation_live
+     * says when to stop watching). Must not block. May be NULL: no
+     * activation. */
+    void (*activate)(void *ctx, const char *service, uint32_t id);
 } ph_hub_io;
 
 /* The hub's counters for sys.stats, ph_hub_stats, are the HUB and BOTH rows
@@ -150,6 +162,14 @@ void ph_hub_observe_builtin(ph_hub *h, uint32_t id, const ph_frame *f,
  * calls ph_hub_observe_builtin for each built-in request. Cheap; may be read
  * without the hub's lock as a hint. */
 int ph_hub_watching_builtins(const ph_hub *h);
+
+/* Activation id failed (the service stopped or could not start; why says
+ * what the SCM said): its held requests get ERROR UNAVAILABLE naming the
+ * service. Unknown or finished ids are ignored. */
+void ph_hub_activation_failed(ph_hub *h, uint32_t id, const char *why);
+/* 1 while activation id still holds requests (the platform watches the
+ * service until then). */
+int ph_hub_activation_live(const ph_hub *h, uint32_t id);
 
 /* Answer every forwarded request whose deadline has passed with ERROR
  * TIMEOUT. Returns the milliseconds until the next deadline (UINT32_MAX for

@@ -119,6 +119,8 @@ void hub_forward(ph_hub *h, hconn *c, const ph_frame *f)
     if (!hub_access_ok(h, c, ACT_CALL, f->route, f->route_len, f->id))
         return;
     r = hub_route_lookup(h, f->route, f->route_len);
+    if (r == NULL && hub_activate(h, c, f))
+        return; /* held until its service registers the route */
     if (r == NULL) {
         hub_send_error(h, c, f->id, PH_ENOROUTE, f->route, f->route_len,
                        "no route '%.*s'", (int)f->route_len, f->route);
@@ -250,6 +252,7 @@ void hub_answer(ph_hub *h, hconn *c, const ph_frame *f)
 uint32_t ph_hub_tick(ph_hub *h)
 {
     uint64_t now = h->io.now_ms(h->io.ctx), next = UINT64_MAX;
+    uint32_t act_next = hub_activation_tick(h, now);
     size_t i;
 
     for (i = 0; i < h->ntq; i++) {
@@ -269,8 +272,11 @@ uint32_t ph_hub_tick(ph_hub *h)
         }
     }
     if (next == UINT64_MAX)
-        return UINT32_MAX;
-    return next - now >= UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)(next - now);
+        return act_next;
+    if (next - now >= UINT32_MAX)
+        return act_next < UINT32_MAX - 1 ? act_next : UINT32_MAX - 1;
+    return (uint32_t)(next - now) < act_next ? (uint32_t)(next - now)
+                                              : act_next;
 }
 
 /* At ph_hub_free, after every connection has gone: the requests left (whose

@@ -18,7 +18,7 @@ const char *ph_hub_check(const ph_hub *h)
                     return "a request in a caller's list names another caller";
                 n++;
             }
-            if (n != c->inflight)
+            if (n + hub_held_count(c) != c->inflight)
                 return "a caller's in-flight count is wrong";
             for (l = c->serving.next; l != &c->serving; l = l->next) {
                 pending *p = PH_CONTAINER(l, pending, by_provider);

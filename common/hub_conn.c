@@ -93,6 +93,7 @@ ph_err ph_hub_connect(ph_hub *h, uint32_t id, void *conn,
     c->who.groups = str_put(&at, who->groups);
     dl_init(&c->calls);
     dl_init(&c->serving);
+    dl_init(&c->held);
     c->node.hash = ph_hash_u32(id);
     u = user_get(h, c->who.sid, 1);
     if (u == NULL || htab_add(&h->conns, &c->node) != PH_OK) {
@@ -118,6 +119,7 @@ void ph_hub_disconnect(ph_hub *h, uint32_t id)
         return;
     /* Nothing more goes to it, whatever its leaving causes. */
     c->closing = 1;
+    hub_activation_forget(h, c);
     if (c->monitor)
         hub_monitor_off(h, c);
     while (c->regs.n > 0)

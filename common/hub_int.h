@@ -70,6 +70,19 @@ typedef struct pending {
     char route[];         /* the route as the caller asked for it */
 } pending;
 
+/* A service being started for requests nobody serves yet (hub_activate.c),
+ * keyed by the service's name. */
+typedef struct activation {
+    hnode node;
+    char *name;           /* owned: the service */
+    size_t len;
+    uint32_t id;          /* the platform's handle on it */
+    uint64_t deadline;
+    uint32_t timeout_ms;
+    uint32_t first_caller, first_pid; /* who caused it, for the log */
+    dlink held;           /* held requests, oldest first */
+} activation;
+
 /* Connections per account (user SID). */
 typedef struct ucount {
     hnode node;
@@ -88,6 +101,7 @@ struct hconn {
     parr subs;            /* topic * */
     dlink calls;          /* pending.by_caller: requests it made */
     dlink serving;        /* pending.by_provider: requests it holds */
+    dlink held;           /* its requests held for an activation */
     uint32_t inflight;    /* entries of calls */
     uint64_t event_mark;  /* the last event delivered (once per event) */
     int touched;          /* on the hub's touched list */
@@ -121,6 +135,8 @@ struct ph_hub {
     ph_err cur_err;       /* ENOMEM on cur_out */
     ph_hub_stats st;
     htab users;           /* ucount by SID */
+    htab acts;            /* activation by service name */
+    uint32_t next_act_id;
     uint32_t missed;      /* subscribers the event being published could
                              not reach (too large, no lane) */
 };
@@ -138,7 +154,10 @@ enum {
 
 /* What a [route.NAME] rule can speak of; the most specific rule that speaks
  * of it wins (hub_rules.c). */
-enum { ACT_CALL, ACT_PROVIDE, ACT_PUBLISH, ACT_SUBSCRIBE, ACT_TIMEOUT };
+enum {
+    ACT_CALL, ACT_PROVIDE, ACT_PUBLISH, ACT_SUBSCRIBE, ACT_TIMEOUT,
+    ACT_ACTIVATE
+};
 
 /* The hub formats with the C library's vsnprintf and uses %zu; mingw's
  * "printf" check means Microsoft's older dialect, which lacks it. */
@@ -195,6 +214,17 @@ void hub_pending_free(ph_hub *h, pending *p);
 void hub_pending_fail(ph_hub *h, pending *p, ph_err code, const char *fmt,
                       ...) HUB_PRINTF(4, 5);
 void hub_calls_free(ph_hub *h);
+
+/* hub_activate.c: hold f from c for its route's service (1), or 0 when no
+ * rule activates it; a provider registered (forward what it serves now);
+ * deadlines (returns ms to the next, UINT32_MAX for none); c is gone;
+ * everything freed. */
+int hub_activate(ph_hub *h, hconn *c, const ph_frame *f);
+void hub_activation_served(ph_hub *h);
+uint32_t hub_activation_tick(ph_hub *h, uint64_t now);
+void hub_activation_forget(ph_hub *h, hconn *c);
+void hub_activations_free(ph_hub *h);
+uint32_t hub_held_count(const hconn *c);
 
 /* hub_topic.c */
 void hub_publish(ph_hub *h, uint32_t from, const char *name, size_t len,

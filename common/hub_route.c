@@ -159,6 +159,8 @@ void hub_sys_register(ph_hub *h, hconn *c, uint32_t id, const char *arg,
         }
         reply_register_state(h, id, r, c);
         hub_route_event(h, "sys.route.up", r);
+        /* Requests held for an activation may be served now. */
+        hub_activation_served(h);
         return;
     }
     if (parr_push(exclusive ? &r->wait : &r->prov, c) != PH_OK) {

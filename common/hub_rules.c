@@ -7,7 +7,8 @@
 #include <string.h>
 
 static const char *const act_names[] = {"call", "provide", "publish",
-                                        "subscribe", "request_timeout_ms"};
+                                        "subscribe", "request_timeout_ms",
+                                        "activate_service"};
 
 static const char *rule_list(const ph_route_rule *r, int act)
 {
@@ -25,6 +26,8 @@ static int rule_speaks(const ph_route_rule *r, int act)
 {
     if (act == ACT_TIMEOUT)
         return r->request_timeout_ms != 0;
+    if (act == ACT_ACTIVATE)
+        return r->activate_service != NULL;
     return rule_list(r, act) != NULL || r->min_integrity != 0;
 }
 

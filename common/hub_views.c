@@ -53,6 +53,22 @@ void hub_sys_routes(ph_hub *h, hconn *c, uint32_t id, const char *arg,
                          "\"builtin\"}", n++ ? "," : "", s->name);
         put(b, &err, item, (size_t)k);
     }
+    /* Routes a service would serve once started: while nobody does. */
+    for (i = 0; i < h->lim.nrules; i++) {
+        const ph_route_rule *rule = &h->lim.rules[i];
+        int k;
+        if (rule->activate_service == NULL ||
+            named_find(&h->routes, rule->name, strlen(rule->name)) != NULL)
+            continue;
+        k = snprintf(item, sizeof item, "%s{\"route\":\"%s\",\"kind\":"
+                     "\"activatable\",\"service\":", n++ ? "," : "",
+                     rule->name);
+        put(b, &err, item, (size_t)k);
+        if (err == PH_OK)
+            err = ph_json_append_string(b, rule->activate_service,
+                                        strlen(rule->activate_service));
+        put(b, &err, "}", 1);
+    }
     for (i = 0; i < h->routes.nb; i++) {
         for (e = h->routes.b[i]; e != NULL; e = e->next) {
             hroute *r = (hroute *)e;

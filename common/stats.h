@@ -45,6 +45,9 @@
     X(limit_max_routes, HUB)                     \
     X(limit_max_subscriptions, HUB)              \
     X(access_denied, HUB)                        \
+    X(activations, HUB)                          \
+    X(activation_failures, HUB)                  \
+    X(activation_held, HUB)                      \
     X(lanes_current, SERVER)                     \
     X(lane_bytes_in, SERVER)                     \
     X(lane_bytes_out, SERVER)

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "frame.h"
@@ -306,10 +307,49 @@ static void route_pair(loader *l, const char *section, const char *name,
                     "high or system, not '%s'", section, value);
         return;
     }
+    if (strcmp(name, "activate_service") == 0) {
+        size_t n = strlen(value), k;
+        if (r->activate_service[0] != '\0') {
+            problem(l, l->real_line, "duplicate key '%s' in [%s]", name,
+                    section);
+            return;
+        }
+        /* What the SCM allows in a name: no slashes, at most 256. */
+        for (k = 0; k < n && value[k] != '/' && value[k] != '\\'; k++)
+            ;
+        if (n == 0 || n > PH_SERVICE_NAME_MAX || k != n) {
+            problem(l, l->real_line, "[%s] activate_service must be a "
+                    "service name (1-%u characters, no / or \\), not '%s'",
+                    section, (unsigned)PH_SERVICE_NAME_MAX, value);
+            return;
+        }
+        memcpy(r->activate_service, value, n + 1);
+        r->activate_line = l->real_line;
+        return;
+    }
+    if (strcmp(name, "activate_timeout_ms") == 0) {
+        char *end;
+        unsigned long v = strtoul(value, &end, 10);
+        if (r->activate_timeout_ms != 0) {
+            problem(l, l->real_line, "duplicate key '%s' in [%s]", name,
+                    section);
+            return;
+        }
+        if (*value < '0' || *value > '9' || *end != '\0' || v < 100 ||
+            v > 3600000) {
+            problem(l, l->real_line, "[%s] activate_timeout_ms must be a "
+                    "whole number from 100 to 3600000, not '%s'", section,
+                    value);
+            return;
+        }
+        r->activate_timeout_ms = (uint32_t)v;
+        return;
+    }
     if (strcmp(name, "request_timeout_ms") != 0) {
         problem(l, l->real_line, "unknown key '%s' in [%s] (a route section "
-                "takes request_timeout_ms, call, provide, publish, subscribe "
-                "and min_integrity)", name, section);
+                "takes request_timeout_ms, call, provide, publish, subscribe, "
+                "min_integrity, activate_service and activate_timeout_ms)",
+                name, section);
         return;
     }
     if (r->request_timeout_ms != 0) {

@@ -25,6 +25,8 @@
 
 /* A resolved access list: SIDs separated by commas; "" when not set. */
 #define PH_RULE_LIST_MAX 512
+/* The SCM's limit on a service name. */
+#define PH_SERVICE_NAME_MAX 256
 
 typedef struct ph_route_section {
     char name[PH_ROUTE_SECTION_NAME_MAX + 1];
@@ -34,6 +36,12 @@ typedef struct ph_route_section {
     char publish[PH_RULE_LIST_MAX];   /* who may publish events on it */
     char subscribe[PH_RULE_LIST_MAX]; /* who may receive its events */
     uint32_t min_integrity;      /* integrity RID required; 0: none */
+    /* Activation: the Windows service started for a request nobody serves
+     * ("" for none), how long it has to register (0: 25000 ms), and the
+     * line that named it (for check-config's warning). */
+    char activate_service[PH_SERVICE_NAME_MAX + 1];
+    uint32_t activate_timeout_ms;
+    unsigned activate_line;
 } ph_route_section;
 
 typedef struct ph_options {

@@ -205,6 +205,7 @@ struct ph_server {
      * against [lane] max_total_bytes), and payload bytes each way. */
     volatile LONG64 lanes_current, lane_section_bytes;
     volatile LONG64 lane_bytes_in, lane_bytes_out;
+    volatile LONG watches;  /* activation watchers running (win_activate.c) */
     SECURITY_ATTRIBUTES sa; /* from [security] sddl */
     PSECURITY_DESCRIPTOR sd; /* owned: LocalFree */
 };
@@ -258,6 +259,9 @@ void ph_server_hub_limits(ph_server *srv, ph_generation *g,
 /* The hub's timers: every PH_HUB_TICK_MS a worker answers overdue requests. */
 #define PH_HUB_TICK_MS 100
 void ph_server_hub_tick(ph_server *srv);
+
+/* win_activate.c: ph_hub_io.activate (ctx is the server). */
+void ph_activate_start(void *ctx, const char *service, uint32_t id);
 
 /* win_conn.c: the transport the hub drives (ph_hub_io). */
 extern const ph_hub_io ph_conn_hub_io;

@@ -173,6 +173,9 @@ static ph_generation *new_generation(const ph_options *opts, uint32_t number)
         g->rules[i].publish = r->publish[0] ? r->publish : NULL;
         g->rules[i].subscribe = r->subscribe[0] ? r->subscribe : NULL;
         g->rules[i].min_integrity = r->min_integrity;
+        g->rules[i].activate_service =
+            r->activate_service[0] ? r->activate_service : NULL;
+        g->rules[i].activate_timeout_ms = r->activate_timeout_ms;
     }
     g->number = number;
     g->loaded_ms = ph_win_unix_ms();
@@ -224,7 +227,10 @@ static void free_server(ph_server *srv)
         LocalFree(srv->sd);
     if (srv->drained != NULL)
         CloseHandle(srv->drained);
-    /* Every connection has left the hub by now. */
+    /* Every connection has left the hub by now; activation watchers see
+     * stopping within their poll and go (bounded, as every wait). */
+    for (int i = 0; i < 100 && *(volatile LONG *)&srv->watches > 0; i++)
+        Sleep(50);
     ph_hub_free(srv->hub);
     DeleteCriticalSection(&srv->hub_lock);
     DeleteCriticalSection(&srv->reload_lock);
@@ -257,6 +263,7 @@ ph_err ph_server_start(const ph_options *opts, const char *config_path,
 {
     ph_server *srv = ph_alloc(sizeof *srv);
     ph_hub_limits limits;
+    ph_hub_io io;
     ph_err err;
 
     if (srv == NULL)
@@ -284,7 +291,10 @@ ph_err ph_server_start(const ph_options *opts, const char *config_path,
         goto fail;
     }
     ph_server_hub_limits(srv, srv->live, &limits);
-    err = ph_hub_new(&ph_conn_hub_io, &limits, &srv->hub);
+    io = ph_conn_hub_io;
+    io.ctx = srv;
+    io.activate = ph_activate_start;
+    err = ph_hub_new(&io, &limits, &srv->hub);
     if (err != PH_OK)
         goto fail;
     err = make_security(srv);

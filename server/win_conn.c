@@ -1095,4 +1095,4 @@ static void io_conn_stats(void *ctx, void *conn, ph_conn_stats *out)
 
 const ph_hub_io ph_conn_hub_io = {NULL,     io_send, io_queued, io_kick,
                                   io_close, io_now,  io_wall,   io_log,
-                                  io_conn_stats};
+                                  io_conn_stats, NULL};

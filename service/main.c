@@ -108,6 +108,33 @@ static void print_problem(void *ctx, const char *message)
         (*count)++;
 }
 
+/* A [route.NAME] activate_service that names no installed service is a
+ * warning, not an error: it may be installed after the config. */
+static void check_services(const char *path, const ph_options *o)
+{
+    SC_HANDLE scm = OpenSCManagerA(NULL, NULL, SC_MANAGER_CONNECT), svc;
+    uint32_t i;
+
+    if (scm == NULL)
+        return;
+    for (i = 0; i < o->nroutes; i++) {
+        const ph_route_section *r = &o->routes[i];
+        if (r->activate_service[0] == '\0')
+            continue;
+        svc = OpenServiceA(scm, r->activate_service, SERVICE_QUERY_STATUS);
+        if (svc != NULL) {
+            CloseServiceHandle(svc);
+            continue;
+        }
+        if (GetLastError() == ERROR_SERVICE_DOES_NOT_EXIST)
+            fprintf(stderr, "%s:%u: warning: [route.%s] activate_service: no "
+                    "service '%s' is installed (yet): calls will get "
+                    "UNAVAILABLE until it is\n", path, r->activate_line,
+                    r->name, r->activate_service);
+    }
+    CloseServiceHandle(scm);
+}
+
 static int check_config(int argc, char **argv)
 {
     char def[PH_PATH_MAX], used[PH_PATH_MAX];
@@ -138,6 +165,7 @@ static int check_config(int argc, char **argv)
     err = ph_daemon_config_load(path, &opts, used, sizeof used, print_problem,
                                 &count);
     if (err == PH_OK) {
+        check_services(path, &opts);
         printf("%s: ok\n", path);
         return 0;
     }

@@ -33,6 +33,9 @@ typedef struct fake {
     ph_hub *hub;
     int logs;
     int quiet;
+    int activations;       /* services the hub asked to start */
+    char activated[64];    /* the last one */
+    uint32_t activation_id;
 } fake;
 
 static fake F;
@@ -103,9 +106,18 @@ static inline void fake_conn_stats(void *ctx, void *conn, ph_conn_stats *out)
     out->queued = F.c[id].q.len - F.c[id].rd + F.c[id].extra;
 }
 
+static inline void fake_activate(void *ctx, const char *service, uint32_t id)
+{
+    (void)ctx;
+    F.activations++;
+    snprintf(F.activated, sizeof F.activated, "%s", service);
+    F.activation_id = id;
+}
+
 static const ph_hub_io fake_io = {NULL,       fake_send, fake_queued,
                                   fake_kick,  fake_close, fake_now,
-                                  fake_now,   fake_log,  fake_conn_stats};
+                                  fake_now,   fake_log,  fake_conn_stats,
+                                  fake_activate};
 
 static inline ph_hub_limits fake_limits(void)
 {

@@ -612,6 +612,98 @@ static void test_describe(void)
     fake_stop();
 }
 
+/* Activation: a request nobody serves under a rule with activate_service
+ * asks the platform to start the service once, is held with any others
+ * for it, and is forwarded in order when a provider registers; a failure
+ * or the deadline answers every held caller UNAVAILABLE at once, and the
+ * next request tries again; the call rule decides who may cause a start. */
+static void test_activation(void)
+{
+    ph_hub_limits l = fake_limits();
+    ph_route_rule rules[] = {
+        {.name = "act.*", .activate_service = "svc-a"},
+        {.name = "bad.*", .activate_service = "svc-b",
+         .activate_timeout_ms = 5000},
+        {.name = "locked.*", .activate_service = "svc-c",
+         .call = "S-1-5-18"},
+    };
+    ph_frame f;
+    uint32_t first;
+
+    l.rules = rules;
+    l.nrules = sizeof rules / sizeof rules[0];
+    START_WITH(l, 3);
+    /* sys.routes shows what a service would serve. */
+    ASK(3, "sys.routes", 1, "", &f);
+    CHECK(payload_has(&f, "{\"route\":\"act.*\",\"kind\":\"activatable\","
+                          "\"service\":\"svc-a\"}"));
+    /* Two requests, one start, nothing answered yet. */
+    CHECK_EQ(fake_req(2, "act.x", 5, "one"), PH_OK);
+    CHECK_EQ(fake_req(2, "act.y", 6, "two"), PH_OK);
+    EXPECT_NONE(2);
+    CHECK_EQ(F.activations, 1);
+    CHECK_STR(F.activated, "svc-a");
+    CHECK(ph_hub_activation_live(F.hub, F.activation_id));
+    CHECK_EQ(stats().activations, 1);
+    CHECK_EQ(stats().activation_held, 2);
+    EXPECT_CHECK();
+    /* The service registers: both go to it, in order, after its answer. */
+    ASK(1, "sys.register", 1, "act.*", &f);
+    CHECK_EQ(f.kind, PH_REPLY);
+    EXPECT_NEXT(1, &f);
+    CHECK(route_is(&f, "act.x"));
+    CHECK(payload_is(&f, "one"));
+    first = f.id;
+    EXPECT_NEXT(1, &f);
+    CHECK(route_is(&f, "act.y"));
+    CHECK_EQ(fake_frame(1, PH_REPLY, "", first, 0, "r1", 2), PH_OK);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.id, 5);
+    CHECK(payload_is(&f, "r1"));
+    CHECK(!ph_hub_activation_live(F.hub, F.activation_id));
+    /* Not in sys.routes as activatable while served. */
+    ASK(3, "sys.routes", 2, "", &f);
+    CHECK(!payload_has(&f, "\"route\":\"act.*\",\"kind\":\"activatable\""));
+    /* A service that stops: every held caller hears what the SCM said. */
+    CHECK_EQ(fake_req(2, "bad.one", 7, ""), PH_OK);
+    CHECK_EQ(fake_req(3, "bad.two", 8, ""), PH_OK);
+    CHECK_EQ(F.activations, 2);
+    ph_hub_activation_failed(F.hub, F.activation_id,
+                             "stopped, exit code 3 (service-specific)");
+    ph_hub_flush(F.hub);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.status, PH_EUNAVAIL);
+    CHECK(payload_has(&f, "service 'svc-b': stopped, exit code 3"));
+    EXPECT_NEXT(3, &f);
+    CHECK_EQ(f.id, 8);
+    CHECK_EQ(f.status, PH_EUNAVAIL);
+    CHECK_EQ(stats().activation_failures, 1);
+    /* Nothing sticks: the next request starts it again, and its deadline
+     * answers it. */
+    CHECK_EQ(fake_req(2, "bad.three", 9, ""), PH_OK);
+    CHECK_EQ(F.activations, 3);
+    F.now += 4000;
+    ph_hub_tick(F.hub);
+    EXPECT_NONE(2);
+    F.now += 1500;
+    ph_hub_tick(F.hub);
+    ph_hub_flush(F.hub);
+    EXPECT_NEXT(2, &f);
+    CHECK_EQ(f.status, PH_EUNAVAIL);
+    CHECK(payload_has(&f, "did not register 'bad.three' within 5000 ms"));
+    CHECK_EQ(stats().activation_failures, 2);
+    /* A caller that leaves while held: its requests go with it. */
+    CHECK_EQ(fake_req(3, "bad.four", 10, ""), PH_OK);
+    fake_disconnect(3);
+    EXPECT_CHECK();
+    /* Who may not call may not start it either. */
+    ASK(2, "locked.x", 11, "", &f);
+    CHECK_EQ(f.status, PH_EFORBIDDEN);
+    CHECK_EQ(F.activations, 4);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
 static void test_client_identity(void)
 {
     ph_frame f;
@@ -940,6 +1032,7 @@ int main(void)
     PH_RUN(test_monitor);
     PH_RUN(test_views);
     PH_RUN(test_describe);
+    PH_RUN(test_activation);
     PH_RUN(test_caller_gone);
     PH_RUN(test_access_rules);
     PH_RUN(test_limits);

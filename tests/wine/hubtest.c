@@ -57,7 +57,7 @@ int ht_under_wine(void)
  * wants a DOS one. Wine exports the converter from kernel32; without it, the
  * default Z: drive maps the Unix root. A path that is not a Unix one is
  * copied as it is. Returns 0, or -1 when out is too small. */
-static int dos_path(const char *path, char *out, size_t cap)
+int ht_dos_path(const char *path, char *out, size_t cap)
 {
     typedef WCHAR *(CDECL * to_dos_fn)(const char *);
     to_dos_fn to_dos;
@@ -144,7 +144,7 @@ int ht_init(const char *exe)
 {
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION lim;
 
-    if (dos_path(exe, daemon_exe, sizeof daemon_exe) != 0)
+    if (ht_dos_path(exe, daemon_exe, sizeof daemon_exe) != 0)
         return -1;
     job = CreateJobObjectA(NULL, NULL);
     if (job) {

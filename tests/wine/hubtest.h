@@ -56,6 +56,11 @@ uint64_t ht_unix_ms(void);
  * FILE_FLAG_FIRST_PIPE_INSTANCE: tests of those skip themselves there. */
 int ht_under_wine(void);
 
+/* ctest hands a test a Unix path; CreateProcess and the SCM want a DOS
+ * one: Wine's converter, else the Z: drive. A path that is not a Unix one
+ * is copied as it is. 0, or -1 when out is too small. */
+int ht_dos_path(const char *path, char *out, size_t cap);
+
 /* This process's user SID as a string ("S-1-5-..."). 0, or -1. */
 int ht_own_sid(char *out, size_t cap);
 

@@ -113,6 +113,26 @@ else
     fail_run "check-config on a bad file: exit 2, every problem as file:line"
 fi
 
+# An activate_service that names no installed service, and a send queue
+# smaller than max_frame_bytes: warnings with their lines, and the file is
+# still good.
+cat >"$tmp/warn.ini" <<EOF
+[server]
+pipe_name = $PIPE
+max_frame_bytes = 17825792
+[route.later.*]
+activate_service = ph-not-installed-$$
+EOF
+run "$PIPEHUBD" check-config "$WTMP\\warn.ini"
+if [ "$rc" -eq 0 ] &&
+   has "$tmp/err" 'warn\.ini:3: warning: send_queue_bytes \(4194304\) is smaller than max_frame_bytes' &&
+   has "$tmp/err" "warn\\.ini:5: warning: \\[route\\.later\\.\\*\\] activate_service: no service 'ph-not-installed-$$' is installed" &&
+   grep -q ': ok$' "$tmp/out"; then
+    pass "check-config warns, with the line, of a missing activate_service and a small send queue: exit 0"
+else
+    fail_run "check-config warns of a missing activate_service and a small send queue"
+fi
+
 check_rc "check-config on a missing file: exit 2" 2 -- \
     "$PIPEHUBD" check-config "$WTMP\\none.ini"
 
