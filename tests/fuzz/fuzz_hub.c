@@ -1,6 +1,7 @@
 /* libFuzzer target for the hub: the input is a script of operations across
  * eight connections (connect, disconnect, register, unregister, subscribe,
- * requests, answers, events, time passing, stalled readers, monitors).
+ * requests, answers, events, time passing, stalled readers, monitors,
+ * activations that succeed, fail or time out).
  * After every step the hub's own invariants must hold, and at the end:
  *  - every REQUEST a live client sent got exactly one REPLY or ERROR (the
  *    fake aborts on a second one, and on a frame for a closed connection);
@@ -82,7 +83,7 @@ static void gone(uint32_t i)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ph_hub_limits l = fake_limits();
-    ph_route_rule rules[2];
+    ph_route_rule rules[3];
     size_t pos = 0;
     uint32_t i, k;
     const char *why;
@@ -95,6 +96,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rules[1].name = "a.b";
     rules[1].call = "S-1-5-21-1-2-3-1001";
     rules[1].min_integrity = 0x2000;
+    /* a.b, a.b.c (and the a.* the harness never serves exactly) are
+     * activatable: requests for them wait for a provider. */
+    rules[2].name = "a.*";
+    rules[2].activate_service = "svc";
+    rules[2].activate_timeout_ms = 200;
     l.max_inflight_per_client = 8;
     l.max_routes_per_client = 3;
     l.max_subscriptions_per_client = 3;
@@ -102,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     l.send_queue_bytes = 2048;
     l.request_timeout_ms = 1000;
     l.rules = rules;
-    l.nrules = 2;
+    l.nrules = 3;
     memset(S, 0, sizeof S);
     if (fake_start(&l) != PH_OK)
         return 0;
@@ -151,6 +157,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)fake_frame(i, PH_EVENT, names[k % 3], 0, 0, "event", 5);
             break;
         case 9:
+            if ((op >> 4) & 1) {
+                /* The service the hub started last stops. */
+                ph_hub_activation_failed(F.hub, F.activation_id, "stopped");
+                ph_hub_flush(F.hub);
+                break;
+            }
             F.now += (uint64_t)k * 37;
             ph_hub_tick(F.hub);
             ph_hub_flush(F.hub);
