@@ -219,6 +219,18 @@ static void free_server(ph_server *srv)
 {
     ph_generation *g, *older;
 
+    /* Activation watchers see stopping within their poll and go (bounded,
+     * as every wait). One still inside an SCM call (StartService can take
+     * the service's whole start time) keeps using the hub and the server:
+     * then all of it is left to the process's exit, not freed under it. */
+    for (int i = 0; i < 100 && *(volatile LONG *)&srv->watches > 0; i++)
+        Sleep(50);
+    if (*(volatile LONG *)&srv->watches > 0) {
+        ph_log(PH_LOG_WARN, "stop: %ld activation watcher(s) still in an SCM "
+               "call after 5 s; the server is not freed",
+               (long)srv->watches);
+        return;
+    }
     for (g = srv->live; g != NULL; g = older) {
         older = g->older;
         ph_free(g);
@@ -227,10 +239,7 @@ static void free_server(ph_server *srv)
         LocalFree(srv->sd);
     if (srv->drained != NULL)
         CloseHandle(srv->drained);
-    /* Every connection has left the hub by now; activation watchers see
-     * stopping within their poll and go (bounded, as every wait). */
-    for (int i = 0; i < 100 && *(volatile LONG *)&srv->watches > 0; i++)
-        Sleep(50);
+    /* Every connection has left the hub by now. */
     ph_hub_free(srv->hub);
     DeleteCriticalSection(&srv->hub_lock);
     DeleteCriticalSection(&srv->reload_lock);

@@ -45,6 +45,7 @@ ph_conn *ph_conn_new(ph_server *srv, HANDLE pipe)
 
 void ph_conn_free(ph_conn *c)
 {
+    ph_conn_lane_close(c);
     if (c->pipe != INVALID_HANDLE_VALUE)
         CloseHandle(c->pipe);
     ph_decoder_free(&c->decoder);
