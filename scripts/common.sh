@@ -14,6 +14,12 @@ ph_deps() {
     command -v gcc >/dev/null || need+=(gcc libc6-dev)
     command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64)
     command -v wine >/dev/null || need+=(wine wine64)
+    if [ "${1:-}" = test ] || [ "${1:-}" = msi ]; then
+        # wixl builds the MSI; msitools (msiinfo, msibuild) adds what wixl
+        # cannot write, and the MSI's test reads it back.
+        command -v wixl >/dev/null || need+=(wixl)
+        command -v msibuild >/dev/null || need+=(msitools)
+    fi
     if [ "${1:-}" = test ]; then
         command -v clang >/dev/null || need+=(clang)
         # Debian's inih: the config tests run against it as well as ours.

@@ -60,6 +60,8 @@ fi
 
 echo "== Windows build (mingw-w64): unit and integration tests under Wine"
 ph_build_windows
+# The MSI, which wine_msi installs with msiexec in a prefix of its own.
+cmake --build "$PH_BUILD/mingw" --target msi
 ph_node_win || echo "!! no Windows Node: the Node package's Wine test will say SKIP"
 ph_wine_env
 ph_wineserver_start

@@ -11,7 +11,6 @@
 #include "platform.h"
 #include "wintime.h"
 
-#define PH_VERSION "0.1.0"
 /* A stop first lets every client read its sys.shutdown EVENT; a client that
  * does not read within this grace is then cut off by cancelling its I/O. */
 #define STOP_GRACE_MS 2000

@@ -20,6 +20,7 @@
 #include "server.h"
 #include "svc.h"
 #include "svc_admin.h"
+#include "svc_msi.h"
 
 static HANDLE stop_event;
 static HANDLE stopped_event;
@@ -406,6 +407,9 @@ int main(int argc, char **argv)
         return service(argc - 2, argv + 2);
     if (strcmp(argv[1], "check-config") == 0)
         return check_config(argc - 2, argv + 2);
+    /* The installer's own verb (svc_msi.h); not in the usage text. */
+    if (strcmp(argv[1], "msi-configure") == 0)
+        return ph_msi_configure(argc - 2, argv + 2);
     for (i = 0; i < sizeof admin / sizeof admin[0]; i++) {
         if (strcmp(argv[1], admin[i].verb) == 0) {
             rc = parse_service_flags(admin[i].verb, argc - 2, argv + 2,

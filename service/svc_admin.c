@@ -372,7 +372,34 @@ static int wcat(wchar_t *buf, size_t cap, const wchar_t *s)
     return 0;
 }
 
-static int parse_start(const char *start, DWORD *type, int *delayed)
+int ph_admin_command_line(const wchar_t *exe, const wchar_t *name,
+                          const wchar_t *config, wchar_t *out, size_t cap)
+{
+    out[0] = L'\0';
+    if (wcat(out, cap, L"\"") || wcat(out, cap, exe) ||
+        wcat(out, cap, L"\" service --name ") || wcat(out, cap, name) ||
+        (config && (wcat(out, cap, L" --config \"") ||
+                    wcat(out, cap, config) || wcat(out, cap, L"\""))))
+        return -1;
+    return 0;
+}
+
+int ph_admin_description(const wchar_t *name, const wchar_t *config,
+                         wchar_t *out, size_t cap)
+{
+    out[0] = L'\0';
+    if (wcat(out, cap, L"pipehub IPC hub: serves local clients on a named "
+                       L"pipe. Settings: ") ||
+        wcat(out, cap, config ? config
+                              : L"pipehub.ini beside pipehubd.exe, else "
+                                L"built-in defaults") ||
+        wcat(out, cap, L". Reload: pipehubd reload --name ") ||
+        wcat(out, cap, name))
+        return -1;
+    return 0;
+}
+
+int ph_admin_parse_start(const char *start, DWORD *type, int *delayed)
 {
     *delayed = 0;
     if (start == NULL || strcmp(start, "auto") == 0) {
@@ -392,8 +419,8 @@ static int parse_start(const char *start, DWORD *type, int *delayed)
  * step's name in *step (GetLastError). *delayed is cleared when the system
  * has no delayed auto-start (Wine 8 answers ERROR_INVALID_LEVEL): the
  * service then starts as plain auto, with a warning. */
-static int configure(SC_HANDLE svc, const wchar_t *description, int *delayed,
-                     const char **step)
+int ph_admin_configure(SC_HANDLE svc, const wchar_t *description, int *delayed,
+                       const char **step)
 {
     SC_ACTION actions[3] = {
         {SC_ACTION_RESTART, 5000},
@@ -458,7 +485,7 @@ int ph_admin_install(const ph_svc_args *a)
     if (!ph_svc_name_ok(a->name) ||
         ph_wintext_wide(a->name, wname, PH_SVC_NAME_MAX + 1) != 0)
         return bad_name(a->name);
-    if (parse_start(a->start, &start_type, &delayed) != 0) {
+    if (ph_admin_parse_start(a->start, &start_type, &delayed) != 0) {
         fprintf(stderr, "pipehubd: --start wants auto, delayed or demand, "
                         "not '%s'\n", a->start);
         return 2;
@@ -500,25 +527,13 @@ int ph_admin_install(const ph_svc_args *a)
         account = waccount;
     }
 
-    cmdline[0] = display[0] = description[0] = L'\0';
-    if (wcat(cmdline, CMDLINE_MAX, L"\"") || wcat(cmdline, CMDLINE_MAX, exe) ||
-        wcat(cmdline, CMDLINE_MAX, L"\" service --name ") ||
-        wcat(cmdline, CMDLINE_MAX, wname) ||
-        (config[0] && (wcat(cmdline, CMDLINE_MAX, L" --config \"") ||
-                       wcat(cmdline, CMDLINE_MAX, wconfig) ||
-                       wcat(cmdline, CMDLINE_MAX, L"\""))) ||
+    display[0] = L'\0';
+    if (ph_admin_command_line(exe, wname, config[0] ? wconfig : NULL, cmdline,
+                              CMDLINE_MAX) != 0 ||
         wcat(display, TEXT_MAX, L"pipehub (") ||
         wcat(display, TEXT_MAX, wname) || wcat(display, TEXT_MAX, L")") ||
-        wcat(description, CMDLINE_MAX,
-             L"pipehub IPC hub: serves local clients on a named pipe. "
-             L"Settings: ") ||
-        wcat(description, CMDLINE_MAX,
-             config[0] ? wconfig
-                       : L"pipehub.ini beside pipehubd.exe, else built-in "
-                         L"defaults") ||
-        wcat(description, CMDLINE_MAX,
-             L". Reload: pipehubd reload --name ") ||
-        wcat(description, CMDLINE_MAX, wname)) {
+        ph_admin_description(wname, config[0] ? wconfig : NULL, description,
+                             CMDLINE_MAX) != 0) {
         fprintf(stderr, "pipehubd: the service's command line is too long\n");
         return 2;
     }
@@ -562,7 +577,7 @@ int ph_admin_install(const ph_svc_args *a)
         }
         goto out;
     }
-    if (configure(svc, description, &delayed, &step) != 0) {
+    if (ph_admin_configure(svc, description, &delayed, &step) != 0) {
         snprintf(what, sizeof what, "cannot %s of service %s", step, a->name);
         complain(what, GetLastError());
         goto fail;

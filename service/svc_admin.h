@@ -8,6 +8,9 @@
 #ifndef PH_SVC_ADMIN_H
 #define PH_SVC_ADMIN_H
 
+#include <stddef.h>
+#include <windows.h>
+
 typedef struct ph_svc_args {
     const char *name;    /* --name; PH_SVC_DEFAULT_NAME when not given */
     const char *config;  /* --config, or NULL for the default file */
@@ -38,5 +41,30 @@ int ph_admin_status(const ph_svc_args *a);
 /* Check the service's config file, then send SERVICE_CONTROL_PARAMCHANGE.
  * The service reloads on its own thread and logs the outcome. */
 int ph_admin_reload(const ph_svc_args *a);
+
+/* Shared with the installer's verbs (svc_msi.c). */
+
+/* "auto", "delayed" or "demand" (NULL = auto) as a start type; -1 for
+ * anything else. */
+int ph_admin_parse_start(const char *start, DWORD *type, int *delayed);
+
+/* The command line `install` gives a service: "EXE" service --name NAME
+ * [--config "CONFIG"], the program quoted (an unquoted path with spaces
+ * would let C:\Program.exe run instead). -1 when it does not fit. */
+int ph_admin_command_line(const wchar_t *exe, const wchar_t *name,
+                          const wchar_t *config, wchar_t *out, size_t cap);
+
+/* The description `install` gives a service: what it is, its settings file
+ * (config, or NULL for the default) and how to reload it. -1 when it does
+ * not fit in cap wide characters. */
+int ph_admin_description(const wchar_t *name, const wchar_t *config,
+                         wchar_t *out, size_t cap);
+
+/* What CreateService does not set: the description, failure actions
+ * (restart after 5 s, 10 s, 30 s), preshutdown timeout and, when *delayed,
+ * delayed auto-start (cleared where the system has none). 0, or -1 with
+ * the failed step's name in *step (GetLastError). */
+int ph_admin_configure(SC_HANDLE svc, const wchar_t *description, int *delayed,
+                       const char **step);
 
 #endif

@@ -23,6 +23,9 @@
  * when every check passed. Every wait is bounded. */
 #include <windows.h>
 
+#include <aclapi.h>
+#include <sddl.h>
+
 #include "hubtest.h"
 #include "pipehub.h"
 
@@ -313,6 +316,54 @@ out:
     return rc;
 }
 
+/* Print the DACL of a file or folder as SDDL (for msi.sh); with set, first
+ * give it that one (protected), to see whether the file system keeps one. */
+static int dacl(const char *path, const char *set)
+{
+    PSECURITY_DESCRIPTOR sd = NULL;
+    char *text = NULL;
+    PACL acl = NULL;
+    BOOL present = FALSE, defaulted = FALSE;
+    DWORD rc;
+
+    if (set != NULL) {
+        if (!ConvertStringSecurityDescriptorToSecurityDescriptorA(
+                set, SDDL_REVISION_1, &sd, NULL) ||
+            !GetSecurityDescriptorDacl(sd, &present, &acl, &defaulted)) {
+            fprintf(stderr, "bad SDDL %s\n", set);
+            return 2;
+        }
+        rc = SetNamedSecurityInfoA((char *)path, SE_FILE_OBJECT,
+                                   DACL_SECURITY_INFORMATION |
+                                       PROTECTED_DACL_SECURITY_INFORMATION,
+                                   NULL, NULL, acl, NULL);
+        LocalFree(sd);
+        sd = NULL;
+        if (rc != ERROR_SUCCESS) {
+            fprintf(stderr, "SetNamedSecurityInfo %s: %lu\n", path,
+                    (unsigned long)rc);
+            return 1;
+        }
+    }
+
+    rc = GetNamedSecurityInfoA(path, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION,
+                               NULL, NULL, NULL, NULL, &sd);
+    if (rc != ERROR_SUCCESS) {
+        fprintf(stderr, "GetNamedSecurityInfo %s: %lu\n", path,
+                (unsigned long)rc);
+        return 1;
+    }
+    if (!ConvertSecurityDescriptorToStringSecurityDescriptorA(
+            sd, SDDL_REVISION_1, DACL_SECURITY_INFORMATION, &text, NULL)) {
+        LocalFree(sd);
+        return 1;
+    }
+    printf("%s\n", text);
+    LocalFree(text);
+    LocalFree(sd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "hold-reload") == 0)
@@ -321,8 +372,11 @@ int main(int argc, char **argv)
         return stop_watch(argv[2], (DWORD)strtoul(argv[3], NULL, 10));
     if (argc == 3 && strcmp(argv[1], "msgtable") == 0)
         return msgtable(argv[2]);
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "dacl") == 0)
+        return dacl(argv[2], argc == 4 ? argv[3] : NULL);
     fprintf(stderr, "usage: test_service hold-reload PIPE SIGNAL_FILE\n"
                     "       test_service stop-watch NAME LIMIT_MS\n"
-                    "       test_service msgtable PATH_TO_PIPEHUBD_EXE\n");
+                    "       test_service msgtable PATH_TO_PIPEHUBD_EXE\n"
+                    "       test_service dacl PATH [SDDL_TO_SET]\n");
     return 2;
 }
