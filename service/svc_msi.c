@@ -246,8 +246,10 @@ static int set_pipe_name(const char *config, const char *pipe)
         say(PH_LOG_ERROR, "cannot write %s to set PIPE_NAME", config);
         goto out;
     }
+    /* Loaded back, it must be the same name: a ';' would start a comment. */
     if (ph_daemon_config_load(config, &opts, used, sizeof used, print_problem,
-                              NULL) != PH_OK) {
+                              NULL) != PH_OK ||
+        strcmp(opts.pipe_name, path) != 0) {
         say(PH_LOG_ERROR, "%s does not load with pipe_name = %s; put back "
             "as it was", config, pipe);
         (void)write_all(config, old, old_len);

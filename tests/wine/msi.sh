@@ -18,8 +18,8 @@
 # service, binaries, PATH entry, event source gone, the ini kept -> a first
 # install with PIPE_NAME, START=demand and the SDK: the service on that pipe,
 # a caller built against the installed SDK alone talks to it; an upgrade
-# keeps both choices -> a remote PIPE_NAME fails the install, which rolls
-# back -> the next first install starts the choices over. Wine keeps no
+# keeps both choices -> a remote PIPE_NAME, or one with a comment in it,
+# fails the install, which rolls back -> the next first install starts the choices over. Wine keeps no
 # failure actions and no file DACLs: those two checks say SKIP there.
 set -euo pipefail
 
@@ -266,15 +266,18 @@ if [ "$rc" -eq 0 ] && [ ! -e "$SDK" ] && ! reg_has "$SERVICE_KEY"; then
     pass "msiexec /x removes the service and the SDK"
 else fail_run "msiexec /x removes the service and the SDK" "$(ls -R "$DIR" 2>&1 | head)"; fi
 
-# ---- a remote PIPE_NAME fails the install, which rolls back ------------------------
+# ---- a bad PIPE_NAME fails the install, which rolls back ------------------------
 
-rm -f "$INI"
-msiexec /i "$(winepath -w "$tmp/v1.msi")" 'PIPE_NAME=\\otherhost\pipe\x'
-if [ "$rc" -ne 0 ] && ! reg_has "$SERVICE_KEY" && [ ! -e "$DIR/pipehubd.exe" ] &&
-   [ -z "$(products)" ]; then
-    pass "a remote PIPE_NAME: the install fails (status $rc) and rolls back"
-else fail_run "a remote PIPE_NAME: the install fails and rolls back" \
-    "$(ls -la "$DIR" 2>&1)"; fi
+# A remote pipe, and a name the ini would cut at its comment.
+for bad in '\\otherhost\pipe\x' 'a ;b'; do
+    rm -f "$INI"
+    msiexec /i "$(winepath -w "$tmp/v1.msi")" "PIPE_NAME=$bad"
+    if [ "$rc" -ne 0 ] && ! reg_has "$SERVICE_KEY" && [ ! -e "$DIR/pipehubd.exe" ] &&
+       [ -z "$(products)" ]; then
+        pass "PIPE_NAME='$bad': the install fails (status $rc) and rolls back"
+    else fail_run "PIPE_NAME='$bad': the install fails and rolls back" \
+        "$(ls -la "$DIR" 2>&1)"; fi
+done
 
 # ---- the next first install starts the choices over ----------------------------
 
