@@ -178,6 +178,7 @@ else fail_run "repair restores a deleted pipehub.exe" \
 if cmp -s "$INI" "$tmp/edited.ini"; then pass "repair keeps the edited ini"
 else fail "repair keeps the edited ini" "$(diff "$tmp/edited.ini" "$INI" | head)"; fi
 
+inode1=$(stat -c %i "$DIR/pipehubd.exe")
 msiexec /i "$(winepath -w "$tmp/v2.msi")" PIPE_NAME=ph-msi-ignored START=demand
 if [ "$rc" -eq 0 ]; then pass "upgrade to $next"; else
     fail_run "upgrade to $next" "$(tail -20 "$tmp/msiexec.log" | tr -d '\r')"; fi
@@ -188,6 +189,10 @@ pid2=$(status_field pid)
 if [ "$(status_field state)" = RUNNING ] && [ -n "$pid2" ] && [ "$pid2" != "$pid1" ]; then
     pass "service restarted by the upgrade (pid $pid1 -> $pid2)"
 else fail "service restarted by the upgrade" "pid $pid1 -> '$pid2'"; fi
+inode2=$(stat -c %i "$DIR/pipehubd.exe" 2>/dev/null || echo gone)
+if [ "$inode2" != "$inode1" ] && cmp -s "$DIR/pipehubd.exe" "$BUILD/pipehubd.exe"; then
+    pass "the upgrade put down pipehubd.exe anew (inode $inode1 -> $inode2)"
+else fail "the upgrade put down pipehubd.exe anew" "inode $inode1 -> $inode2"; fi
 if cmp -s "$INI" "$tmp/edited.ini"; then pass "upgrade keeps the edited ini"
 else fail "upgrade keeps the edited ini" "$(diff "$tmp/edited.ini" "$INI" | head)"; fi
 run "$DIR/pipehub.exe" call sys.config
