@@ -871,6 +871,75 @@ static ph_err queue_frame(ph_client *c, const ph_frame *f)
     return err;
 }
 
+/* A big lane payload that ph_client_call hands to its caller comes back
+ * through ph_reply_free, and the next one is read into that memory: under
+ * Wine every big allocation gets fresh pages, and faulting 16 MiB in took
+ * 13-15 ms where copying it into pages already there takes 1 ms
+ * (docs/PERFORMANCE.md). One buffer per process: the one lent last, kept
+ * once it is back until a lane payload takes it or a client closes. Any
+ * thread (ph_reply_free may run on any). */
+#define RECYCLE_MIN (1024u * 1024u)
+static SRWLOCK recycle_lock = SRWLOCK_INIT;
+static uint8_t *recycle_lent;   /* a reply's payload that may come back */
+static uint32_t recycle_lent_cap;
+static uint8_t *recycle_spare;  /* came back: free for the next payload */
+static uint32_t recycle_spare_cap;
+
+static void recycle_lend(uint8_t *p, uint32_t cap)
+{
+    if (cap < RECYCLE_MIN)
+        return;
+    AcquireSRWLockExclusive(&recycle_lock);
+    recycle_lent = p;
+    recycle_lent_cap = cap;
+    ReleaseSRWLockExclusive(&recycle_lock);
+}
+
+/* 1 when p was the buffer lent: it is kept, not freed. */
+static int recycle_return(uint8_t *p)
+{
+    uint8_t *old = NULL;
+    int kept = 0;
+
+    AcquireSRWLockExclusive(&recycle_lock);
+    if (p != NULL && p == recycle_lent) {
+        old = recycle_spare;
+        recycle_spare = p;
+        recycle_spare_cap = recycle_lent_cap;
+        recycle_lent = NULL;
+        kept = 1;
+    }
+    ReleaseSRWLockExclusive(&recycle_lock);
+    ph_free(old);
+    return kept;
+}
+
+/* The spare buffer when it holds need bytes (its size in *cap), or NULL. */
+static uint8_t *recycle_take(uint32_t need, uint32_t *cap)
+{
+    uint8_t *p = NULL;
+
+    AcquireSRWLockExclusive(&recycle_lock);
+    if (recycle_spare != NULL && recycle_spare_cap >= need) {
+        p = recycle_spare;
+        *cap = recycle_spare_cap;
+        recycle_spare = NULL;
+    }
+    ReleaseSRWLockExclusive(&recycle_lock);
+    return p;
+}
+
+static void recycle_drop(void)
+{
+    uint8_t *p;
+
+    AcquireSRWLockExclusive(&recycle_lock);
+    p = recycle_spare;
+    recycle_spare = NULL;
+    ReleaseSRWLockExclusive(&recycle_lock);
+    ph_free(p);
+}
+
 /* A lane frame from the hub: copy its payload out of the hub's ring into
  * *out's place. -1 when the lane is broken (the stream fails). */
 static int lane_incoming(ph_client *c, ph_frame *f)
@@ -885,10 +954,17 @@ static int lane_incoming(ph_client *c, ph_frame *f)
         return -1;
     if (len >= c->lane_in_cap) {
         /* One more for the NUL a reply that takes the buffer over adds. */
-        if ((p = ph_realloc(c->lane_in, (size_t)len + 1)) == NULL)
+        uint32_t cap;
+        if ((p = recycle_take(len + 1, &cap)) != NULL) {
+            ph_free(c->lane_in);
+            c->lane_in = p;
+            c->lane_in_cap = cap;
+        } else if ((p = ph_realloc(c->lane_in, (size_t)len + 1)) != NULL) {
+            c->lane_in = p;
+            c->lane_in_cap = len + 1;
+        } else {
             return -1;
-        c->lane_in = p;
-        c->lane_in_cap = len + 1;
+        }
     }
     if (ph_lane_read(&c->lane.in, off, len, c->lane_in) != PH_OK)
         return -1;
@@ -1315,6 +1391,7 @@ static void sync_done(void *ctx, ph_err err, const ph_frame *f)
         s->reply->status = f->kind == PH_ERROR ? f->status : 0;
         s->reply->payload = c->lane_in;
         s->reply->payload_len = f->payload_len;
+        recycle_lend(c->lane_in, c->lane_in_cap);
         c->lane_in = NULL;
         c->lane_in_cap = 0;
         s->err = PH_OK;
@@ -1378,7 +1455,8 @@ void ph_reply_free(ph_reply *reply)
 {
     if (reply == NULL)
         return;
-    ph_free(reply->payload);
+    if (!recycle_return(reply->payload))
+        ph_free(reply->payload);
     reply->payload = NULL;
     reply->payload_len = 0;
 }
@@ -1424,6 +1502,7 @@ void ph_client_close(ph_client *c)
     ph_free(c->in);
     ph_free(c->calls);
     ph_free(c->lane_in);
+    recycle_drop();
     if (c->lane_view != NULL)
         UnmapViewOfFile(c->lane_view);
     ph_free(c);

@@ -47,8 +47,10 @@ static void control(ph_hub *h, hconn *c, const ph_frame *f)
         if (n > h->cur_out->len - at)
             n = h->cur_out->len - at;
         h->enc.len = 0;
+        h->enc_tail = NULL;
+        h->enc_tail_len = 0;
         if (ph_frame_append(&h->enc, f) == PH_OK)
-            hub_monitor_copy(h, c->id, 0, r, rl, h->enc.data, h->enc.len);
+            hub_monitor_copy_enc(h, c->id, 0, r, rl);
         hub_monitor_copy(h, 0, c->id, r, rl, h->cur_out->data + at, n);
     }
 }

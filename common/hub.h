@@ -109,7 +109,21 @@ typedef struct ph_hub_io {
      * says when to stop watching). Must not block. May be NULL: no
      * activation. */
     void (*activate)(void *ctx, const char *service, uint32_t id);
+    /* Queue one encoded frame on conn in two parts: head (header and route,
+     * its length field counting the payload too) and the payload's plen
+     * bytes. The payload may lie in the sender's lane, memory its client
+     * can change at any time: the transport copies it and never looks at
+     * it, and may copy it straight into conn's own lane (docs/PROTOCOL.md,
+     * "The lane"). PH_OK or PH_ENOMEM. May be NULL: the hub then encodes
+     * every frame whole and uses send. */
+    ph_err (*send_parts)(void *ctx, void *conn, const uint8_t *head,
+                         size_t head_len, const uint8_t *payload,
+                         size_t plen);
 } ph_hub_io;
+
+/* Payloads from this size are handed to ph_hub_io.send_parts apart from
+ * their frame's head instead of being encoded with it: one copy fewer. */
+#define PH_HUB_SPLIT_BYTES 4096u
 
 /* The hub's counters for sys.stats, ph_hub_stats, are the HUB and BOTH rows
  * of stats.h's list. */

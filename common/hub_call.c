@@ -189,7 +189,7 @@ void hub_forward(ph_hub *h, hconn *c, const ph_frame *f)
     dl_push(&prov->serving, &p->by_provider);
     dl_push(&q->head, &p->by_timer);
     c->inflight++;
-    if (hub_deliver(h, prov, h->enc.data, h->enc.len, NULL) != 0) {
+    if (hub_deliver_enc(h, prov, NULL) != 0) {
         hub_pending_fail(h, p, PH_EUNAVAIL, "the provider of '%s' went away",
                          r->name);
         h->st.requests_unavailable++;
@@ -198,8 +198,7 @@ void hub_forward(ph_hub *h, hconn *c, const ph_frame *f)
     r->forwarded++;
     h->st.requests_forwarded++;
     h->st.frames_out++;
-    hub_monitor_copy(h, c->id, prov->id, f->route, f->route_len, h->enc.data,
-                     h->enc.len);
+    hub_monitor_copy_enc(h, c->id, prov->id, f->route, f->route_len);
 }
 
 /* A REPLY or ERROR from a provider. */
@@ -239,12 +238,11 @@ void hub_answer(ph_hub *h, hconn *c, const ph_frame *f)
                          "lane", n, (unsigned)h->lim.max_frame);
         return;
     }
-    if (hub_deliver(h, caller, h->enc.data, h->enc.len, "caller") == 0) {
+    if (hub_deliver_enc(h, caller, "caller") == 0) {
         h->st.frames_out++;
         if (f->kind == PH_ERROR)
             h->st.errors_sent++;
-        hub_monitor_copy(h, c->id, caller->id, p->route, p->route_len,
-                         h->enc.data, h->enc.len);
+        hub_monitor_copy_enc(h, c->id, caller->id, p->route, p->route_len);
     }
     hub_pending_free(h, p);
 }

@@ -128,7 +128,11 @@ struct ph_hub {
     hconn *touched;       /* connections to kick at the next flush */
     uint32_t next_hub_id;
     uint64_t event_seq;
-    ph_buf enc;           /* the frame being routed, encoded once */
+    ph_buf enc;           /* the frame being routed, encoded once: all
+                             of it, or its head when enc_tail is set */
+    const uint8_t *enc_tail; /* the payload of the frame in enc, not
+                                copied (see hub_encode); NULL: none */
+    size_t enc_tail_len;
     ph_buf mon;           /* a monitor copy */
     hconn *cur;           /* the sender of the frame being handled */
     ph_buf *cur_out;      /* its send queue */
@@ -176,6 +180,14 @@ void hub_log_limit(ph_hub *h, hconn *c, uint32_t which, const char *fmt, ...)
 void hub_close(ph_hub *h, hconn *c, const char *why);
 int hub_deliver(ph_hub *h, hconn *c, const uint8_t *data, size_t len,
                 const char *role);
+/* hub_deliver for the frame in h->enc, with its payload when hub_encode
+ * left it apart (h->enc_tail). */
+int hub_deliver_enc(ph_hub *h, hconn *c, const char *role);
+/* Encode a frame into h->enc. A payload of PH_HUB_SPLIT_BYTES or more,
+ * when the transport takes frames in parts, is not copied: h->enc gets the
+ * head and h->enc_tail points at the payload, which must stay valid until
+ * the frame has been delivered. Anything else that writes h->enc sets
+ * enc_tail to NULL first. */
 ph_err hub_encode(ph_hub *h, uint8_t kind, uint32_t id, uint32_t status,
                   const char *route, size_t route_len,
                   const uint8_t *payload, size_t payload_len);
@@ -236,6 +248,9 @@ void hub_topic_drop_sub(ph_hub *h, topic *t, hconn *c);
 void hub_monitor_copy(ph_hub *h, uint32_t from, uint32_t to,
                       const char *route, size_t route_len,
                       const uint8_t *frame, size_t len);
+/* hub_monitor_copy of the frame in h->enc (with h->enc_tail). */
+void hub_monitor_copy_enc(ph_hub *h, uint32_t from, uint32_t to,
+                          const char *route, size_t route_len);
 void hub_monitor_off(ph_hub *h, hconn *c);
 
 

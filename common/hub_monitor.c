@@ -6,9 +6,11 @@
 
 #include "platform.h"
 
-void hub_monitor_copy(ph_hub *h, uint32_t from, uint32_t to,
-                      const char *route, size_t route_len,
-                      const uint8_t *frame, size_t len)
+/* A frame in two parts, frame and tail (either may be empty). */
+static void copy_parts(ph_hub *h, uint32_t from, uint32_t to,
+                       const char *route, size_t route_len,
+                       const uint8_t *frame, size_t len, const uint8_t *tail,
+                       size_t tail_len)
 {
     uint8_t head[16];
     size_t start, room;
@@ -39,8 +41,13 @@ void hub_monitor_copy(ph_hub *h, uint32_t from, uint32_t to,
     room = h->lim.max_frame - (h->mon.len + sizeof head);
     if (len > room)
         len = room;
+    if (tail_len > room - len)
+        tail_len = room - len;
+    /* The tail may be a lane payload its sender can change meanwhile: it
+     * is only copied, as the frame's other receivers get it. */
     if (ph_buf_append(&h->mon, head, sizeof head) != PH_OK ||
         ph_buf_append(&h->mon, frame, len) != PH_OK ||
+        ph_buf_append(&h->mon, tail, tail_len) != PH_OK ||
         ph_frame_end(&h->mon, start, h->lim.max_frame) != PH_OK)
         return;
     for (i = 0; i < h->monitors.n; i++) {
@@ -52,6 +59,20 @@ void hub_monitor_copy(ph_hub *h, uint32_t from, uint32_t to,
         if (hub_deliver(h, m, h->mon.data, h->mon.len, "monitor") == 0)
             h->st.frames_out++;
     }
+}
+
+void hub_monitor_copy(ph_hub *h, uint32_t from, uint32_t to,
+                      const char *route, size_t route_len,
+                      const uint8_t *frame, size_t len)
+{
+    copy_parts(h, from, to, route, route_len, frame, len, NULL, 0);
+}
+
+void hub_monitor_copy_enc(ph_hub *h, uint32_t from, uint32_t to,
+                          const char *route, size_t route_len)
+{
+    copy_parts(h, from, to, route, route_len, h->enc.data, h->enc.len,
+               h->enc_tail, h->enc_tail_len);
 }
 
 void hub_monitor_off(ph_hub *h, hconn *c)
@@ -116,9 +137,10 @@ void ph_hub_observe_builtin(ph_hub *h, uint32_t id, const ph_frame *f,
     if (h->monitors_sys == 0)
         return;
     h->enc.len = 0;
+    h->enc_tail = NULL;
+    h->enc_tail_len = 0;
     if (ph_frame_append(&h->enc, f) == PH_OK)
-        hub_monitor_copy(h, id, 0, f->route, f->route_len, h->enc.data,
-                         h->enc.len);
+        hub_monitor_copy_enc(h, id, 0, f->route, f->route_len);
     if (reply_len >= PH_FRAME_HEADER_LEN) {
         size_t n = ph_get_u32le(reply);
         hub_monitor_copy(h, 0, id, f->route, f->route_len, reply,

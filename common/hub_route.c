@@ -218,8 +218,7 @@ void hub_drop_registration(ph_hub *h, hroute *r, hconn *c)
             r->rr = 0;
             if (hub_encode(h, PH_EVENT, 0, 0, "sys.route.acquired", 18,
                            (const uint8_t *)r->name, r->len) == PH_OK &&
-                hub_deliver(h, next_holder, h->enc.data, h->enc.len,
-                            "provider") == 0)
+                hub_deliver_enc(h, next_holder, "provider") == 0)
                 h->st.frames_out++;
             hub_route_event(h, "sys.route.up", r);
         } else if (r->prov.n == 0) {

@@ -45,7 +45,7 @@ void hub_log_limit(ph_hub *h, hconn *c, uint32_t which, const char *fmt, ...)
 
 int hub_too_large_for(const ph_hub *h, const hconn *c)
 {
-    return h->enc.len > h->lim.max_frame && !c->lane;
+    return h->enc.len + h->enc_tail_len > h->lim.max_frame && !c->lane;
 }
 
 int hub_is_sys(const char *name, size_t len)
@@ -91,33 +91,40 @@ static void slow(ph_hub *h, hconn *c, const char *role, size_t queued,
  * that keeps piling up past the quota counts as not reading, and
  * send_stall_timeout_ms closes a client that never reads at all. Returns 0
  * when queued. */
-int hub_deliver(ph_hub *h, hconn *c, const uint8_t *data, size_t len,
-                const char *role)
+static int deliver(ph_hub *h, hconn *c, const uint8_t *data, size_t len,
+                   const uint8_t *tail, size_t tail_len, const char *role)
 {
     size_t q;
+    ph_err err;
 
     if (c->closing)
         return -1;
     c->frames_routed++;
     if (c == h->cur) {
         /* The sender's own queue: it is bounded by the sender's reading
-         * being paused while the queue is over quota. */
-        if (ph_buf_append(h->cur_out, data, len) != PH_OK) {
+         * being paused while the queue is over quota. Room for both parts
+         * first, so a frame is never queued in half. */
+        if (ph_buf_reserve(h->cur_out, len + tail_len) != PH_OK) {
             h->cur_err = PH_ENOMEM;
             return -1;
         }
+        (void)ph_buf_append(h->cur_out, data, len);
+        (void)ph_buf_append(h->cur_out, tail, tail_len);
         return 0;
     }
     if (role != NULL) {
         q = h->io.queued(h->io.ctx, c->handle);
         if (q >= h->lim.send_queue_bytes) {
-            slow(h, c, role, q, len);
+            slow(h, c, role, q, len + tail_len);
             return -1;
         }
     }
-    if (h->io.send(h->io.ctx, c->handle, data, len) != PH_OK) {
+    err = tail_len > 0 ? h->io.send_parts(h->io.ctx, c->handle, data, len,
+                                          tail, tail_len)
+                       : h->io.send(h->io.ctx, c->handle, data, len);
+    if (err != PH_OK) {
         hub_log(h, 0, "conn %u: out of memory queueing %zu bytes",
-                (unsigned)c->id, len);
+                (unsigned)c->id, len + tail_len);
         hub_close(h, c, "out of memory");
         return -1;
     }
@@ -125,7 +132,18 @@ int hub_deliver(ph_hub *h, hconn *c, const uint8_t *data, size_t len,
     return 0;
 }
 
-/* Encode a frame into h->enc. */
+int hub_deliver(ph_hub *h, hconn *c, const uint8_t *data, size_t len,
+                const char *role)
+{
+    return deliver(h, c, data, len, NULL, 0, role);
+}
+
+int hub_deliver_enc(ph_hub *h, hconn *c, const char *role)
+{
+    return deliver(h, c, h->enc.data, h->enc.len, h->enc_tail,
+                   h->enc_tail_len, role);
+}
+
 ph_err hub_encode(ph_hub *h, uint8_t kind, uint32_t id, uint32_t status,
                   const char *route, size_t route_len,
                   const uint8_t *payload, size_t payload_len)
@@ -133,9 +151,26 @@ ph_err hub_encode(ph_hub *h, uint8_t kind, uint32_t id, uint32_t status,
     ph_frame f = {.kind = kind, .route_len = (uint8_t)route_len, .id = id,
                   .status = status, .route = route, .payload = payload,
                   .payload_len = (uint32_t)payload_len};
+    size_t total = ph_frame_size(route_len, payload_len);
+    ph_err err;
 
     h->enc.len = 0;
-    return ph_frame_append(&h->enc, &f);
+    h->enc_tail = NULL;
+    h->enc_tail_len = 0;
+    if (h->io.send_parts == NULL || payload_len < PH_HUB_SPLIT_BYTES)
+        return ph_frame_append(&h->enc, &f);
+    if (total > UINT32_MAX)
+        return PH_ETOOBIG;
+    /* The head alone, its length field counting the payload. */
+    f.payload = NULL;
+    f.payload_len = 0;
+    err = ph_frame_append(&h->enc, &f);
+    if (err != PH_OK)
+        return err;
+    ph_put_u32le(h->enc.data, (uint32_t)total);
+    h->enc_tail = payload;
+    h->enc_tail_len = payload_len;
+    return PH_OK;
 }
 
 /* An ERROR from the hub to c, answering its request id. route names what
@@ -151,6 +186,8 @@ void hub_send_error(ph_hub *h, hconn *c, uint32_t id, ph_err code,
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     h->enc.len = 0;
+    h->enc_tail = NULL;
+    h->enc_tail_len = 0;
     if (ph_frame_append_error(&h->enc, id, code, msg) != PH_OK) {
         if (c == h->cur)
             h->cur_err = PH_ENOMEM;
@@ -167,7 +204,7 @@ void hub_send_error(ph_hub *h, hconn *c, uint32_t id, ph_err code,
 void hub_reply(ph_hub *h, uint32_t id, const void *payload, size_t len)
 {
     if (hub_encode(h, PH_REPLY, id, 0, NULL, 0, payload, len) != PH_OK ||
-        hub_deliver(h, h->cur, h->enc.data, h->enc.len, NULL) != 0) {
+        hub_deliver_enc(h, h->cur, NULL) != 0) {
         h->cur_err = PH_ENOMEM;
         return;
     }

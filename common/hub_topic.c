@@ -26,7 +26,7 @@ static int deliver_topic(ph_hub *h, topic *t, uint64_t seq,
             h->missed++;
             continue;
         }
-        if (hub_deliver(h, s, h->enc.data, h->enc.len, "subscriber") == 0)
+        if (hub_deliver_enc(h, s, "subscriber") == 0)
             n++;
     }
     return n;
@@ -59,7 +59,7 @@ void hub_publish(ph_hub *h, uint32_t from, const char *name, size_t len,
     h->st.frames_out += (uint64_t)n;
     if (n == 0)
         h->st.events_unheard++;
-    hub_monitor_copy(h, from, 0, name, len, h->enc.data, h->enc.len);
+    hub_monitor_copy_enc(h, from, 0, name, len);
     /* A lane payload over max_frame reaches only subscribers with a lane:
      * the publisher hears, once, how many it missed. */
     if (h->missed > 0 && h->cur != NULL && h->cur->id == from)

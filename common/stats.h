@@ -50,7 +50,8 @@
     X(activation_held, HUB)                      \
     X(lanes_current, SERVER)                     \
     X(lane_bytes_in, SERVER)                     \
-    X(lane_bytes_out, SERVER)
+    X(lane_bytes_out, SERVER)                    \
+    X(lane_bytes_direct, SERVER)
 
 /* Helpers for X-macros that keep only some owners' rows. */
 #define PH_STATS_IF_SERVER(x)

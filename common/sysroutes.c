@@ -3,8 +3,8 @@
 #include <string.h>
 
 #define LOCAL(name, fn, text) {name, sizeof name - 1, 0, fn, NULL, text}
-#define LOCAL_OPAQUE(name, fn, text)                                      \
-    {name, sizeof name - 1, PH_SYS_OPAQUE, fn, NULL, text}
+#define LOCAL_OPAQUE(name, flags, fn, text)                               \
+    {name, sizeof name - 1, PH_SYS_OPAQUE | (flags), fn, NULL, text}
 #define HUB(name, flags, fn, text) {name, sizeof name - 1, flags, NULL, fn, text}
 
 /* sys.routes lists them in this order. The descriptions follow the grammar
@@ -13,7 +13,7 @@ const ph_sys_route ph_sys_routes[] = {
     LOCAL("sys.ping", ph_router_sys_ping,
           "# Answers at once: a round trip and nothing else.\n"
           "method sys.ping() -> ()\n"),
-    LOCAL_OPAQUE("sys.echo", ph_router_sys_echo,
+    LOCAL_OPAQUE("sys.echo", PH_SYS_ECHO, ph_router_sys_echo,
                  "# Sends the payload back as it came.\n"
                  "method sys.echo(bytes) -> (bytes)\n"),
     LOCAL("sys.hello", ph_router_sys_hello,

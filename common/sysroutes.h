@@ -32,9 +32,13 @@ typedef void (*ph_sys_hub_fn)(struct ph_hub *h, struct hconn *c, uint32_t id,
 enum {
     PH_SYS_ADMIN = 1, /* the service's account and administrators only,
                          unless a [route.NAME] call rule says otherwise */
-    PH_SYS_OPAQUE = 2 /* the handler copies the payload on and never looks
-                         at it: a lane payload may stay in the client's
-                         ring while it does (sys.echo) */
+    PH_SYS_OPAQUE = 2, /* the handler copies the payload on and never looks
+                          at it: a lane payload may stay in the client's
+                          ring while it does (sys.echo) */
+    PH_SYS_ECHO = 4    /* the answer is a REPLY with the request's id and
+                          its payload as it came: the platform may write a
+                          lane payload from one ring straight into the
+                          other without the handler (sys.echo) */
 };
 
 typedef struct ph_sys_route {

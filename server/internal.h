@@ -205,6 +205,9 @@ struct ph_server {
      * against [lane] max_total_bytes), and payload bytes each way. */
     volatile LONG64 lanes_current, lane_section_bytes;
     volatile LONG64 lane_bytes_in, lane_bytes_out;
+    volatile LONG64 lane_bytes_direct; /* of lane_bytes_out, copied from
+                                          one client's ring straight into
+                                          another's (or its own) */
     volatile LONG watches;  /* activation watchers running (win_activate.c) */
     SECURITY_ATTRIBUTES sa; /* from [security] sddl */
     PSECURITY_DESCRIPTOR sd; /* owned: LocalFree */
@@ -309,6 +312,22 @@ void ph_conn_lane_close(ph_conn *c);
 ph_err ph_conn_lane_take(ph_conn *c, const ph_frame *f, int in_place,
                          ph_frame *out, uint64_t *end, char *why, size_t cap);
 ph_err ph_conn_lane_outgoing(ph_conn *c);
+/* c->lock held: queue a frame for c whose payload goes straight into c's
+ * ring, the one copy it gets: head is the frame's header and route
+ * (head_len bytes; its length field and flags are rewritten), payload the
+ * plen bytes, possibly in another client's ring. Only when nothing waits
+ * ahead of it (c's send queue and inbox empty, no payload waiting for
+ * room), the payload goes to c's lane at all, and the ring has room now;
+ * otherwise PH_EAGAIN and nothing changed: the caller queues the frame
+ * whole (the ring's order is the pipe's). PH_ENOMEM likewise changes
+ * nothing. The caller sees that c gets written (attention, a kick). */
+ph_err ph_conn_lane_direct(ph_conn *c, const uint8_t *head, uint32_t head_len,
+                           const uint8_t *payload, uint32_t plen);
+/* c->lock held, by c's reader: answer c's sys.echo request f (its payload
+ * still in c's ring) with the payload written straight into c's other
+ * ring (ph_conn_lane_direct). PH_OK: answered; else nothing changed and
+ * the router answers it. */
+ph_err ph_conn_lane_echo(ph_conn *c, const ph_frame *f);
 /* List helpers (srv->lock held). */
 void ph_list_push(ph_conn_list *l, ph_conn *c);
 void ph_list_remove(ph_conn_list *l, ph_conn *c);

@@ -62,6 +62,7 @@ static void collect_stats(void *ctx, ph_stats *s)
     s->lanes_current = (uint64_t)srv->lanes_current;
     s->lane_bytes_in = (uint64_t)srv->lane_bytes_in;
     s->lane_bytes_out = (uint64_t)srv->lane_bytes_out;
+    s->lane_bytes_direct = (uint64_t)srv->lane_bytes_direct;
 }
 
 /* sys.config: the live settings, row by row from the options table. The

@@ -435,12 +435,20 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
     row = f->kind == PH_REQUEST ? ph_sys_route_find(f->route, f->route_len)
                                 : NULL;
     if (f->flags & PH_FLAG_LANE) {
-        /* The payload waits in the client's ring: copy it out, checked,
-         * and route the frame as if it had come whole. A built-in route
-         * that only copies it on (sys.echo) copies it straight from the
-         * ring, and the space goes back once it has. */
-        in_place = row != NULL && row->local != NULL &&
-                   (row->flags & PH_SYS_OPAQUE);
+        /* The payload waits in the client's ring: its descriptor is
+         * checked, and the frame is routed as if it had come whole. What
+         * only copies the payload on and never looks at it reads it in
+         * place, and the space goes back once it has: a built-in route
+         * marked opaque (sys.echo), and every frame for the hub that is
+         * not for one of its sys. routes (requests, replies and events for
+         * other clients: the hub copies the payload once, into the
+         * receiver's ring when it can, ph_hub_io.send_parts). The sys.
+         * routes the hub answers read their payload: it is copied out
+         * first, so nothing looks at bytes the client can still change. */
+        in_place = row != NULL ? row->local != NULL &&
+                                     (row->flags & PH_SYS_OPAQUE)
+                               : !(f->route_len >= 4 &&
+                                   memcmp(f->route, "sys.", 4) == 0);
         err = ph_conn_lane_take(c, f, in_place, &lf, &lane_end, why,
                                 sizeof why);
         if (err != PH_OK) {
@@ -448,6 +456,17 @@ static int decoded(ph_counters *k, ph_conn *c, ph_err err, const ph_frame *f)
             return -1;
         }
         f = &lf;
+        /* sys.echo's answer is the payload as it came: from the client's
+         * ring straight into its other one, when nothing waits ahead of it
+         * and no monitor wants a copy of it. */
+        if (row != NULL && (row->flags & PH_SYS_ECHO) &&
+            !(c->in_hub && ph_hub_watching_builtins(c->srv->hub)) &&
+            ph_conn_lane_echo(c, f) == PH_OK) {
+            k->frames_out++;
+            c->frames_out++;
+            ph_lane_consume(&c->lane.rings.in, lane_end);
+            return 0;
+        }
     } else if (f->kind == PH_EVENT && c->lane.view != NULL &&
                f->route_len == 8 && memcmp(f->route, "sys.lane", 8) == 0) {
         /* The client gave room back in its ring while we waited. */
@@ -731,8 +750,11 @@ static void service_locked(ph_counters *k, ph_conn *c)
 
     if (take_inbox(c) != 0)
         return;
+    /* A payload waiting for room in c's ring holds the queue (as in
+     * pump): start_write would only put it back, again and again. */
     while (c->state == PH_CONN_OPEN && !c->writing &&
-           (c->in_flight.len > 0 || c->send_queue.len > 0))
+           (c->in_flight.len > 0 ||
+            (c->send_queue.len > 0 && !c->lane.blocked)))
         start_write(k, c);
     /* A write that failed here closed c; only the call that moved it from
      * OPEN to CLOSING may queue its finish. */
@@ -989,6 +1011,42 @@ static ph_err io_send(void *ctx, void *conn, const uint8_t *data, size_t len)
     return err;
 }
 
+/* A frame in two parts (ph_hub_io.send_parts): its payload straight into
+ * c's lane when c's lock is free and nothing waits ahead of it
+ * (ph_conn_lane_direct), else head and payload into the inbox as one
+ * frame. Only tried: this thread holds hub_lock. Either way c has work
+ * (attention), and the hub kicks it once this thread leaves hub_lock. */
+static ph_err io_send_parts(void *ctx, void *conn, const uint8_t *head,
+                            size_t head_len, const uint8_t *payload,
+                            size_t plen)
+{
+    ph_conn *c = conn;
+    ph_err err = PH_EAGAIN;
+
+    if (c->lane.view != NULL && head_len + plen <= UINT32_MAX &&
+        TryEnterCriticalSection(&c->lock)) {
+        err = ph_conn_lane_direct(c, head, (uint32_t)head_len, payload,
+                                  (uint32_t)plen);
+        if (err == PH_OK)
+            InterlockedExchange(&c->attention, 1);
+        /* Not conn_unlock: its work would write to the pipe under
+         * hub_lock. attention is set, so the kick or the next holder's
+         * unlock writes it. */
+        LeaveCriticalSection(&c->lock);
+    }
+    if (err == PH_OK)
+        return PH_OK;
+    EnterCriticalSection(&c->inbox_lock);
+    err = ph_buf_reserve(&c->inbox, head_len + plen);
+    if (err == PH_OK) {
+        (void)ph_buf_append(&c->inbox, head, head_len);
+        (void)ph_buf_append(&c->inbox, payload, plen);
+        InterlockedExchange(&c->attention, 1);
+    }
+    LeaveCriticalSection(&c->inbox_lock);
+    return err;
+}
+
 static size_t io_queued(void *ctx, void *conn)
 {
     ph_conn *c = conn;
@@ -1096,4 +1154,4 @@ static void io_conn_stats(void *ctx, void *conn, ph_conn_stats *out)
 
 const ph_hub_io ph_conn_hub_io = {NULL,     io_send, io_queued, io_kick,
                                   io_close, io_now,  io_wall,   io_log,
-                                  io_conn_stats, NULL};
+                                  io_conn_stats, NULL, io_send_parts};

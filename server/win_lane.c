@@ -214,6 +214,71 @@ ph_err ph_conn_lane_take(ph_conn *c, const ph_frame *f, int in_place,
     return PH_OK;
 }
 
+/* Should a payload of plen bytes, in a frame of n bytes, go through c's
+ * lane: big, or too big for the pipe (a lane payload from another client,
+ * or an echo of one), and no bigger than the ring. c->lock held. */
+static int goes_to_lane(const ph_conn *c, uint32_t n, uint32_t plen)
+{
+    return (plen >= c->lane.threshold || n > c->peer.max_frame) &&
+           plen <= c->lane.rings.out.size;
+}
+
+ph_err ph_conn_lane_direct(ph_conn *c, const uint8_t *head, uint32_t head_len,
+                           const uint8_t *payload, uint32_t plen)
+{
+    size_t inbox;
+    uint32_t off;
+    uint8_t *fr;
+
+    if (c->lane.view == NULL || c->state != PH_CONN_OPEN ||
+        c->close_after_flush || c->lane.blocked || c->send_queue.len != 0 ||
+        head_len < PH_FRAME_HEADER_LEN ||
+        !goes_to_lane(c, head_len + plen, plen))
+        return PH_EAGAIN;
+    /* Frames routed to c before this one may wait in its inbox: they go
+     * first. Only routers holding hub_lock append to it, so what is seen
+     * here holds until this frame is queued. */
+    EnterCriticalSection(&c->inbox_lock);
+    inbox = c->inbox.len;
+    LeaveCriticalSection(&c->inbox_lock);
+    if (inbox != 0)
+        return PH_EAGAIN;
+    /* Room for the descriptor first: once the payload is in the ring, its
+     * descriptor must follow. */
+    if (ph_buf_reserve(&c->send_queue, head_len + PH_LANE_DESC_BYTES) !=
+        PH_OK)
+        return PH_ENOMEM;
+    /* The client's head is read once and checked (ph_lane_write); a ring
+     * without room, or a head that makes no sense, leaves the payload to
+     * the queued path, which waits for room or closes c. */
+    if (ph_lane_write(&c->lane.rings.out, payload, plen, &off) != PH_OK)
+        return PH_EAGAIN;
+    fr = c->send_queue.data;
+    memcpy(fr, head, head_len);
+    ph_put_u32le(fr, head_len + PH_LANE_DESC_BYTES);
+    fr[7] = PH_FLAG_LANE;
+    ph_lane_desc_put(fr + head_len, off, plen);
+    c->send_queue.len = head_len + PH_LANE_DESC_BYTES;
+    InterlockedAdd64(&c->srv->lane_bytes_out, (LONG64)plen);
+    InterlockedAdd64(&c->srv->lane_bytes_direct, (LONG64)plen);
+    return PH_OK;
+}
+
+ph_err ph_conn_lane_echo(ph_conn *c, const ph_frame *f)
+{
+    ph_frame rep;
+    uint8_t head[PH_FRAME_HEADER_LEN];
+    size_t n;
+
+    memset(&rep, 0, sizeof rep);
+    rep.kind = PH_REPLY;
+    rep.id = f->id;
+    if (ph_frame_encode(&rep, head, sizeof head, &n) != PH_OK)
+        return PH_EINVAL;
+    return ph_conn_lane_direct(c, head, (uint32_t)n, f->payload,
+                               f->payload_len);
+}
+
 /* c->lock held, c->in_flight just taken from the send queue: move every
  * big payload into the client's ring and leave its descriptor in the
  * frame. A payload that finds the ring full stops the walk: that frame
@@ -231,11 +296,7 @@ ph_err ph_conn_lane_outgoing(ph_conn *c)
         uint32_t n = ph_get_u32le(fr), at, plen, small;
         at = PH_FRAME_HEADER_LEN + fr[6];
         plen = n - at;
-        /* Big, or too big for the pipe (a lane payload from another
-         * client, or an echo of one). */
-        if (fr[7] == 0 &&
-            (plen >= c->lane.threshold || n > c->peer.max_frame) &&
-            plen <= c->lane.rings.out.size) {
+        if (fr[7] == 0 && goes_to_lane(c, n, plen)) {
             err = ph_lane_put_frame(&c->lane.rings.out, fr, &small);
             if (err == PH_EAGAIN) {
                 int fits = ph_lane_wait(&c->lane.rings, plen);

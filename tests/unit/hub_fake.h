@@ -114,10 +114,25 @@ static inline void fake_activate(void *ctx, const char *service, uint32_t id)
     F.activation_id = id;
 }
 
+/* A frame in two parts (PH_HUB_SPLIT_BYTES and up): queued as one, and
+ * counted, so a test can see the payload was not copied into the hub. */
+static int fake_parts;
+
+static inline ph_err fake_send_parts(void *ctx, void *conn,
+                                     const uint8_t *head, size_t head_len,
+                                     const uint8_t *payload, size_t plen)
+{
+    uintptr_t id = (uintptr_t)conn;
+    ph_err err = fake_send(ctx, conn, head, head_len);
+
+    fake_parts++;
+    return err == PH_OK ? ph_buf_append(&F.c[id].q, payload, plen) : err;
+}
+
 static const ph_hub_io fake_io = {NULL,       fake_send, fake_queued,
                                   fake_kick,  fake_close, fake_now,
                                   fake_now,   fake_log,  fake_conn_stats,
-                                  fake_activate};
+                                  fake_activate, fake_send_parts};
 
 static inline ph_hub_limits fake_limits(void)
 {

@@ -562,6 +562,63 @@ static void test_big_frames_pass_quota(void)
     fake_stop();
 }
 
+/* Payloads from PH_HUB_SPLIT_BYTES go to the transport apart from their
+ * frame's head (send_parts), never copied into the hub: a forwarded
+ * request, its reply, an event, and a request a connection routes to
+ * itself (its own queue, both parts). Each arrives whole and byte for
+ * byte; smaller payloads still go whole through send. */
+/* The next frame for id is a kind with the len bytes at p. */
+static int split_next(uint32_t id, uint8_t kind, const uint8_t *p, size_t len,
+                      ph_frame *f)
+{
+    return fake_next(id, f) && f->kind == kind && f->payload_len == len &&
+           memcmp(f->payload, p, len) == 0;
+}
+
+static void test_split_payloads(void)
+{
+    size_t big = PH_HUB_SPLIT_BYTES + 17, i;
+    uint8_t *payload = malloc(big);
+    ph_frame f;
+    int parts;
+
+    CHECK(payload != NULL);
+    for (i = 0; i < big; i++)
+        payload[i] = (uint8_t)(i % 251);
+    START(3);
+    REGISTER(1, "split.get");
+    REGISTER(3, "split.self");
+    SUBSCRIBE(3, "split.news");
+    parts = fake_parts;
+    CHECK_EQ(fake_frame(2, PH_REQUEST, "split.get", 5, 0, payload, big),
+             PH_OK);
+    CHECK(split_next(1, PH_REQUEST, payload, big, &f));
+    CHECK(f.route_len == 9 && memcmp(f.route, "split.get", 9) == 0);
+    CHECK_EQ(f.status, 2); /* the caller's id */
+    CHECK_EQ(fake_parts, parts + 1);
+    CHECK_EQ(fake_frame(1, PH_REPLY, "", f.id, 0, payload, big), PH_OK);
+    CHECK(split_next(2, PH_REPLY, payload, big, &f));
+    CHECK_EQ(f.id, 5);
+    CHECK_EQ(fake_parts, parts + 2);
+    CHECK_EQ(fake_frame(2, PH_EVENT, "split.news", 0, 0, payload, big),
+             PH_OK);
+    CHECK(split_next(3, PH_EVENT, payload, big, &f));
+    CHECK_EQ(fake_parts, parts + 3);
+    /* To itself: both parts into its own queue, no send_parts. */
+    CHECK_EQ(fake_frame(3, PH_REQUEST, "split.self", 6, 0, payload, big),
+             PH_OK);
+    CHECK(split_next(3, PH_REQUEST, payload, big, &f));
+    CHECK_EQ(fake_parts, parts + 3);
+    /* Below the split size: whole, through send. */
+    CHECK_EQ(fake_frame(2, PH_EVENT, "split.news", 0, 0, payload, 100),
+             PH_OK);
+    CHECK(split_next(3, PH_EVENT, payload, 100, &f));
+    CHECK_EQ(fake_parts, parts + 3);
+    free(payload);
+    EXPECT_CHECK();
+    fake_stop();
+}
+
 /* sys.describe: a provided route's description (the latest registration
  * that gave one), a prefix's for the routes under it, the hub's own for a
  * built-in route, NO_ROUTE for the rest; a description over 16 KiB is
@@ -1028,6 +1085,7 @@ int main(void)
     PH_RUN(test_publish_subscribe);
     PH_RUN(test_slow_subscriber_dropped);
     PH_RUN(test_big_frames_pass_quota);
+    PH_RUN(test_split_payloads);
     PH_RUN(test_client_identity);
     PH_RUN(test_monitor);
     PH_RUN(test_views);
