@@ -53,6 +53,7 @@ typedef enum bench_mode {
     BENCH_IDLE,     /* open -c connections, hold, check each answers */
     BENCH_ROUTED,   /* pingpong to a route this process provides */
     BENCH_ROUTED_ASYNC, /* async calls to a route this process provides */
+    BENCH_PROVIDE,  /* serve --route for other processes' calls */
     BENCH_FANOUT,   /* 1 publisher, -c subscribers (+ --stall stalled) */
     BENCH_IDLE_SUB, /* -c idle connections, each with one subscription */
     BENCH_ABUSE     /* abusive clients of one --kind, dropped by the hub */
@@ -87,7 +88,8 @@ typedef struct bench {
     LONGLONG start, end;           /* ticks of the timed part */
     volatile LONG connect_retries; /* not-found or busy answers to an open */
     /* The hub modes. */
-    const char *route;      /* what lib_echo and bench_async call */
+    const char *route;      /* what lib_echo and bench_async call: sys.echo,
+                               --route, or a route of this process's own */
     char route_buf[64];     /* a route or topic of this process's own */
     char extra[160];        /* more " key=value" for print_head */
     uint32_t providers;     /* --providers (routed modes) */
@@ -1283,6 +1285,39 @@ static int bench_routed(bench *b)
     return rc;
 }
 
+/* provide: --providers threads serve --route (an echo, as the routed
+ * modes' providers) for -d seconds, so that the calls of other processes
+ * meet the same provider: bench/node.sh runs `bench async --route` and the
+ * Node package's calls against one. "state=serving" once registered. */
+static int bench_provide(bench *b)
+{
+    provider *p = calloc(b->providers, sizeof *p);
+    uint64_t served = 0;
+    uint32_t i;
+    int rc = EXIT_OK;
+
+    if (p == NULL)
+        return EXIT_NO_ANSWER;
+    snprintf(b->extra, sizeof b->extra, " route=%s provider=lib providers=%u",
+             b->route, (unsigned)b->providers);
+    if (providers_start(b, p) == 0) {
+        print_head(b);
+        printf(" state=serving\n");
+        fflush(stdout);
+        Sleep(b->seconds * 1000u);
+    } else {
+        rc = EXIT_NO_ANSWER;
+    }
+    if (providers_stop(b, p) != 0)
+        rc = EXIT_NO_ANSWER;
+    for (i = 0; i < b->providers; i++)
+        served += p[i].served;
+    print_head(b);
+    printf(" served=%llu\n", (unsigned long long)served);
+    free(p);
+    return rc;
+}
+
 /* ---- fan-out: one publisher, many subscribers ---- */
 
 typedef struct fan_sub {
@@ -2006,6 +2041,7 @@ int ph_cli_bench(const cli *o, int argc, char **argv)
         {"idle", BENCH_IDLE, bench_idle},
         {"routed", BENCH_ROUTED, bench_routed},
         {"routed-async", BENCH_ROUTED_ASYNC, bench_routed},
+        {"provide", BENCH_PROVIDE, bench_provide},
         {"fanout", BENCH_FANOUT, bench_fanout},
         {"idle-sub", BENCH_IDLE_SUB, bench_idle_sub},
         {"abuse", BENCH_ABUSE, bench_abuse},
@@ -2017,6 +2053,7 @@ int ph_cli_bench(const cli *o, int argc, char **argv)
     size_t m, k;
     int i, r, rc;
     uint32_t clients = 0, size = 0, pack = 0, window = 0;
+    const char *route = NULL;
 
     if (argc < 1)
         return ph_cli_usage_error("%s", "bench needs a MODE");
@@ -2048,6 +2085,10 @@ int ph_cli_bench(const cli *o, int argc, char **argv)
             (strcmp(argv[i + 1], "raw") == 0 ||
              strcmp(argv[i + 1], "lib") == 0)) {
             b.provider_lib = strcmp(argv[++i], "lib") == 0;
+            continue;
+        }
+        if (strcmp(argv[i], "--route") == 0 && i + 1 < argc) {
+            route = argv[++i];
             continue;
         }
         if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc) {
@@ -2088,6 +2129,18 @@ int ph_cli_bench(const cli *o, int argc, char **argv)
     if (b.raw && b.mode >= BENCH_ROUTED)
         return ph_cli_usage_error("bench %s measures the hub; it has no --raw "
                                   "form", b.name);
+    if (route != NULL) {
+        if (b.raw || (b.mode != BENCH_PINGPONG && b.mode != BENCH_ASYNC &&
+                      b.mode != BENCH_PROVIDE))
+            return ph_cli_usage_error("bench %s: --route is for pingpong, "
+                                      "async and provide", b.name);
+        if (!ph_route_valid(route, strlen(route)))
+            return ph_cli_usage_error("bad route '%s'", route);
+        b.route = route;
+        snprintf(b.extra, sizeof b.extra, " route=%s", route);
+    } else if (b.mode == BENCH_PROVIDE) {
+        return ph_cli_usage_error("%s", "bench provide needs --route");
+    }
     b.pack = pack                         ? pack
              : b.mode == BENCH_FANOUT     ? BENCH_FAN_PACK
                                           : 1;

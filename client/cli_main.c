@@ -93,6 +93,8 @@ static const char usage_text[] =
     "             threads of this process serve; median and p99 latency\n"
     "  routed-async  async, to such a route (default --window 256, the\n"
     "             server's default max_inflight_per_client)\n"
+    "  provide    --providers threads serve --route (an echo) for -d\n"
+    "             seconds, for other processes' calls\n"
     "  fanout     1 publisher (--pack events per write, at most --window\n"
     "             ahead of the slowest reader) to -c subscribers (default\n"
     "             50) and --stall more that never read; events delivered/s\n"
@@ -118,6 +120,8 @@ static const char usage_text[] =
     "  --provider lib|raw  routed: serve through the library (default) or\n"
     "              a raw pipe handle; --providers N (default 1)\n"
     "  --stall N   fanout: subscribers that never read (default 0)\n"
+    "  --route R   pingpong, async: call R instead of sys.echo; provide:\n"
+    "              the route to serve\n"
     "\n"
     "exit status: 0 ok, 1 the server or a provider answered with an error,\n"
     "2 usage error, 3 no server, no answer, or the connection was lost\n";

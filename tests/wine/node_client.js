@@ -12,7 +12,8 @@
 //   call ROUTE TEXT    print the reply
 //   reconnect          connect with reconnect on, say "ready", wait for the
 //                      daemon to come back, then "echo:" + a sys.echo reply
-//   bench N            N pipelined sys.echo calls: "msgs_per_s=..."
+//   bench N [ROUTE]    N pipelined calls to sys.echo (or ROUTE), 1024 in
+//                      flight: "bench ... msgs_per_s=..."
 // Every wait is bounded.
 'use strict';
 const fs = require('fs');
@@ -231,24 +232,30 @@ async function runMode() {
     say('echo:' + (await hub.call('sys.echo', 'again')).toString());
     await hub.close();
   } else if (mode === 'bench') {
+    // As `pipehub bench async`: one 64-byte payload for every call, 1024
+    // in flight, each reply checked against the payload.
     const hub = await connect({ pipe, timeoutMs: 20000 });
-    const n = Number(args[0]), window = 1024;
+    const n = Number(args[0]), route = args[1] || 'sys.echo', window = 1024;
+    const msg = Buffer.alloc(64);
+    for (let i = 0; i < msg.length; i++) msg[i] = 0x61 + (i % 26);
     let sent = 0, done = 0;
     const t0 = process.hrtime.bigint();
     await new Promise((resolve, reject) => {
+      const answered = (reply) => {
+        if (!msg.equals(reply)) { reject(new Error(`call ${done}: wrong reply`)); return; }
+        done++;
+        if (done === n) resolve(); else next();
+      };
       const next = () => {
         while (sent < n && sent - done < window) {
           sent++;
-          hub.call('sys.echo', 'x'.repeat(64)).then(() => {
-            done++;
-            if (done === n) resolve(); else next();
-          }, reject);
+          hub.call(route, msg).then(answered, reject);
         }
       };
       next();
     });
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    say(`bench mode=node-async msgs=${n} secs=${secs.toFixed(3)} msgs_per_s=${Math.round(n / secs)}`);
+    say(`bench mode=node-async route=${route} msgs=${n} secs=${secs.toFixed(3)} msgs_per_s=${Math.round(n / secs)}`);
     await hub.close();
   } else {
     throw new Error(`unknown mode ${mode}`);
