@@ -7,10 +7,15 @@ const { EventEmitter } = require('node:events');
 const codec = require('./lib/codec');
 const { CODES, codeName, PipehubError, AbortError, abortError, localError } = require('./lib/errors');
 
-const { KIND, MAX_FRAME, Decoder, encode, frameSize, toBuffer, isValidRoute } = codec;
+const { KIND, MAX_FRAME, HEADER_LEN, Decoder, frameSize, toBuffer, isValidRoute, parseFrame } = codec;
 
 const DEFAULT_MAX_QUEUED = 64 * 1024 * 1024;
 const DEFAULT_CALL_TIMEOUT = 25000;
+// Frames are encoded straight into output chunks of this size (a larger
+// frame gets a chunk of its own); what one tick queued leaves in one write.
+const OUT_CHUNK = 64 * 1024;
+// Deadline lists (one per timeoutMs in use) kept while empty.
+const MAX_DEADLINE_LISTS = 8;
 const MAX_TIMER = 0x7fffffff;
 const DESCRIBE_MAX = 16 * 1024;
 const ERROR_MSG_MAX = 200;
@@ -122,6 +127,85 @@ function openSocket(path, timeoutMs) {
   });
 }
 
+// A call in flight: in hub._pending by id, and in the deadline list of its
+// timeoutMs (hub._deadlines), doubly linked, oldest first. A class rather
+// than closures, and one timer per list rather than one per call: under
+// Wine the garbage collector's work per call is what a pipelined caller
+// pays most for.
+class PendingCall {
+  constructor(route, ms, resolve, reject) {
+    this.id = 0;
+    this.route = route;
+    this.resolve = resolve;
+    this.reject = reject;
+    this.deadline = 0;
+    this.list = null;
+    this.prev = null;
+    this.next = null;
+    this.signal = null;
+    this.onAbort = null;
+    this.ms = ms;
+  }
+}
+
+// The calls of one timeoutMs, deadlines in order (each is its start plus
+// the same ms), and one timer for the first of them.
+class DeadlineList {
+  constructor(hub, ms) {
+    this.hub = hub;
+    this.ms = ms;
+    this.head = null;
+    this.tail = null;
+    this.timer = null;
+    this.fire = () => this._fire();
+  }
+
+  add(call) {
+    call.deadline = performance.now() + this.ms;
+    call.list = this;
+    call.prev = this.tail;
+    call.next = null;
+    if (this.tail) this.tail.next = call; else this.head = call;
+    this.tail = call;
+    if (!this.timer) this.timer = setTimeout(this.fire, this.ms);
+  }
+
+  remove(call) {
+    if (call.prev) call.prev.next = call.next; else this.head = call.next;
+    if (call.next) call.next.prev = call.prev; else this.tail = call.prev;
+    call.prev = call.next = call.list = null;
+    // The timer stays: when it fires for a call that is gone it is set
+    // again for the first one left (once per ms at most while calls flow).
+    if (!this.head) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      // Lists of rarely used timeouts do not pile up.
+      if (this.hub._deadlines.size > MAX_DEADLINE_LISTS) this.hub._deadlines.delete(this.ms);
+    }
+  }
+
+  clear() {
+    for (let c = this.head; c; ) {
+      const next = c.next;
+      c.prev = c.next = c.list = null;
+      c = next;
+    }
+    this.head = this.tail = null;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  _fire() {
+    this.timer = null;
+    const now = performance.now();
+    let c;
+    while ((c = this.head) && c.deadline <= now) this.hub._expire(c);
+    if (this.head && !this.timer) {
+      this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(this.head.deadline - now)));
+    }
+  }
+}
+
 class Subscription {
   constructor(hub, entry, fn) {
     this._hub = hub;
@@ -181,9 +265,14 @@ class Hub extends EventEmitter {
     this._state = 'connecting'; // open | reconnecting | closed
     this._gen = 0;
     this._pending = new Map();
+    this._deadlines = new Map(); // timeoutMs -> DeadlineList
     this._nextId = 1;
-    this._out = [];
-    this._outBytes = 0;
+    this._out = [];      // full output chunks (subarrays), not written yet
+    this._outBytes = 0;  // bytes in _out and in _chunk past _chunkStart
+    this._chunk = null;  // the output chunk frames are encoded into
+    this._chunkStart = 0; // its bytes before this were handed to write()
+    this._chunkLen = 0;  // its bytes used
+    this._rxGen = 0;     // the connection whose frames are being read
     this._flushScheduled = false;
     this._draining = false;
     this._subs = new Map();   // pattern -> { pattern, count, active: Set<Subscription>, ready }
@@ -231,20 +320,14 @@ class Hub extends EventEmitter {
   }
 
   _onData(chunk, gen) {
-    let frames;
-    let perr = null;
+    this._rxGen = gen;
     try {
-      frames = this._decoder.push(chunk);
+      this._decoder.feed(chunk, this._onFrameAt, this);
     } catch (err) {
-      frames = err.frames || [];
-      perr = err;
-    }
-    for (const f of frames) {
-      if (gen !== this._gen) return;
-      this._onFrame(f);
-    }
-    if (perr && gen === this._gen) {
-      this._lost(localError('EPROTO', 'pipehub protocol error from the server: ' + perr.message, perr));
+      if (!(err instanceof codec.FrameError)) throw err;
+      if (gen === this._gen) {
+        this._lost(localError('EPROTO', 'pipehub protocol error from the server: ' + err.message, err));
+      }
     }
   }
 
@@ -254,8 +337,7 @@ class Hub extends EventEmitter {
     this._gen++;
     if (this._socket) this._socket.destroy();
     this._socket = null;
-    this._out = [];
-    this._outBytes = 0;
+    this._dropOutput();
     this._failPending(err);
     if (this._reconnect) {
       this._state = 'reconnecting';
@@ -276,8 +358,9 @@ class Hub extends EventEmitter {
   _failPending(err) {
     const pending = [...this._pending.values()];
     this._pending.clear();
+    for (const list of this._deadlines.values()) list.clear();
     for (const p of pending) {
-      p.cleanup();
+      this._forget(p);
       p.reject(localError(err.code, err.message, err.cause));
     }
   }
@@ -353,14 +436,12 @@ class Hub extends EventEmitter {
     if (!this._closeError) this._closeError = err;
     this._failPending(err);
     this._endIterators(null);
-    const rest = this._out;
-    this._out = [];
-    this._outBytes = 0;
+    const rest = this._takeOutput();
     this._closePromise = new Promise((resolve) => {
       if (!sock || sock.destroyed) { resolve(); return; }
       const t = setTimeout(() => sock.destroy(), 1000);
       sock.once('close', () => { clearTimeout(t); resolve(); });
-      if (rest.length) sock.write(Buffer.concat(rest));
+      if (rest) sock.write(rest);
       sock.end();
     }).then(() => { if (wasOpen || this._closeError === err) this.emit('close'); });
     return this._closePromise;
@@ -393,30 +474,91 @@ class Hub extends EventEmitter {
     return null;
   }
 
-  _enqueue(buf) {
-    this._out.push(buf);
-    this._outBytes += buf.length;
+  // Room for a frame of size bytes at _chunkLen: a full chunk is queued
+  // and a new one started. Returns the chunk.
+  _room(size) {
+    const c = this._chunk;
+    if (c && c.length - this._chunkLen >= size) return c;
+    if (c && this._chunkLen > this._chunkStart) this._out.push(c.subarray(this._chunkStart, this._chunkLen));
+    this._chunk = Buffer.allocUnsafeSlow(Math.max(OUT_CHUNK, size));
+    this._chunkStart = 0;
+    this._chunkLen = 0;
+    return this._chunk;
+  }
+
+  // Encode a frame into the output (its size checked by _admit; route
+  // valid; body a Buffer) and see that it is written this tick.
+  _put(kind, route, id, status, body) {
+    const rl = route.length;
+    const size = HEADER_LEN + rl + body.length;
+    const b = this._room(size);
+    const o = this._chunkLen;
+    b[o] = size & 0xff;
+    b[o + 1] = (size >>> 8) & 0xff;
+    b[o + 2] = (size >>> 16) & 0xff;
+    b[o + 3] = size >>> 24;
+    b[o + 4] = codec.VERSION;
+    b[o + 5] = kind;
+    b[o + 6] = rl;
+    b[o + 7] = 0;
+    b[o + 8] = id & 0xff;
+    b[o + 9] = (id >>> 8) & 0xff;
+    b[o + 10] = (id >>> 16) & 0xff;
+    b[o + 11] = id >>> 24;
+    b[o + 12] = status & 0xff;
+    b[o + 13] = (status >>> 8) & 0xff;
+    b[o + 14] = (status >>> 16) & 0xff;
+    b[o + 15] = status >>> 24;
+    for (let i = 0; i < rl; i++) b[o + HEADER_LEN + i] = route.charCodeAt(i);
+    if (body.length > 0) body.copy(b, o + HEADER_LEN + rl);
+    this._chunkLen = o + size;
+    this._outBytes += size;
     if (!this._flushScheduled) {
       this._flushScheduled = true;
       setImmediate(() => this._flush());
     }
   }
 
+  // Everything queued, as one Buffer (null when nothing is), and the
+  // queue emptied.
+  _takeOutput() {
+    if (this._outBytes === 0) return null;
+    let data;
+    const tail = this._chunkLen > this._chunkStart ? this._chunk.subarray(this._chunkStart, this._chunkLen) : null;
+    if (this._out.length === 0) {
+      data = tail;
+    } else {
+      if (tail) this._out.push(tail);
+      data = this._out.length === 1 ? this._out[0] : Buffer.concat(this._out, this._outBytes);
+    }
+    this._out = [];
+    this._outBytes = 0;
+    // The rest of the chunk takes the next frames: write() keeps only the
+    // part it was given.
+    this._chunkStart = this._chunkLen;
+    return data;
+  }
+
+  _dropOutput() {
+    this._out = [];
+    this._outBytes = 0;
+    this._chunk = null;
+    this._chunkStart = this._chunkLen = 0;
+  }
+
   // Everything queued leaves in one write; after write() said false, wait
   // for 'drain'.
   _flush() {
     this._flushScheduled = false;
-    if (this._state !== 'open' || this._draining || this._out.length === 0) return;
-    const data = this._out.length === 1 ? this._out[0] : Buffer.concat(this._out, this._outBytes);
-    this._out = [];
-    this._outBytes = 0;
+    if (this._state !== 'open' || this._draining || this._outBytes === 0) return;
+    const data = this._takeOutput();
     if (!this._socket.write(data)) this._draining = true;
   }
 
   _sendError(id, status, message) {
     if (this._state !== 'open') return;
     if (!Number.isInteger(status) || status < 1 || status > 0xffffffff) status = CODES.INTERNAL;
-    this._enqueue(encode({ kind: KIND.ERROR, id, status, payload: cutUtf8(message, ERROR_MSG_MAX) }));
+    this._put(KIND.ERROR, '', id, status, cutUtf8(message, ERROR_MSG_MAX));
   }
 
   _allocId() {
@@ -435,46 +577,67 @@ class Hub extends EventEmitter {
    * AbortError when signal aborts, ECLOSED / ECONNRESET / EPROTO when the
    * connection ends first, PipehubError BUSY when the outgoing queue is full.
    */
-  call(route, payload, options = {}) {
-    return new Promise((resolve, reject) => {
-      const { timeoutMs = DEFAULT_CALL_TIMEOUT, signal } = options || {};
-      const ms = checkTimeout(timeoutMs, 'timeoutMs');
-      checkRoute(route, 'route');
-      const body = toBuffer(payload);
-      const stateErr = this._stateError();
-      if (stateErr) { reject(stateErr); return; }
-      if (signal && signal.aborted) { reject(abortError(signal)); return; }
-      const refused = this._admit(frameSize(route.length, body.length));
-      if (refused) { reject(refused); return; }
-      const id = this._allocId();
-      const buf = encode({ kind: KIND.REQUEST, route, id, payload: body }, this._maxFrameOut);
-      let timer = null;
-      let onAbort = null;
-      const entry = {
-        resolve, reject,
-        cleanup() {
-          clearTimeout(timer);
-          if (onAbort) signal.removeEventListener('abort', onAbort);
-        },
-      };
-      timer = setTimeout(() => {
-        if (this._pending.get(id) !== entry) return;
-        this._pending.delete(id);
-        entry.cleanup();
-        reject(localError('ETIMEDOUT', `call to '${route}' timed out after ${ms} ms`));
-      }, ms);
-      if (signal) {
-        onAbort = () => {
-          if (this._pending.get(id) !== entry) return;
-          this._pending.delete(id);
-          entry.cleanup();
-          reject(abortError(signal));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
+  call(route, payload, options) {
+    let timeoutMs = DEFAULT_CALL_TIMEOUT;
+    let signal;
+    let body;
+    try {
+      if (options) {
+        if (options.timeoutMs !== undefined) timeoutMs = options.timeoutMs;
+        signal = options.signal;
       }
-      this._pending.set(id, entry);
-      this._enqueue(buf);
-    });
+      if (timeoutMs !== DEFAULT_CALL_TIMEOUT) timeoutMs = checkTimeout(timeoutMs, 'timeoutMs');
+      checkRoute(route, 'route');
+      body = toBuffer(payload);
+      const stateErr = this._stateError();
+      if (stateErr) throw stateErr;
+      if (signal && signal.aborted) throw abortError(signal);
+      const refused = this._admit(frameSize(route.length, body.length));
+      if (refused) throw refused;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let call;
+    const promise = new Promise((resolve, reject) => { call = new PendingCall(route, timeoutMs, resolve, reject); });
+    const id = this._allocId();
+    call.id = id;
+    let list = this._deadlines.get(timeoutMs);
+    if (!list) {
+      list = new DeadlineList(this, timeoutMs);
+      this._deadlines.set(timeoutMs, list);
+    }
+    list.add(call);
+    if (signal) {
+      call.signal = signal;
+      call.onAbort = () => {
+        if (this._pending.get(id) !== call) return;
+        this._pending.delete(id);
+        this._forget(call);
+        call.reject(abortError(signal));
+      };
+      signal.addEventListener('abort', call.onAbort, { once: true });
+    }
+    this._pending.set(id, call);
+    this._put(KIND.REQUEST, route, id, 0, body);
+    return promise;
+  }
+
+  // Take a call off its deadline list and its signal.
+  _forget(call) {
+    if (call.list) call.list.remove(call);
+    if (call.onAbort) {
+      call.signal.removeEventListener('abort', call.onAbort);
+      call.onAbort = null;
+      call.signal = null;
+    }
+  }
+
+  // Its deadline passed (from its DeadlineList).
+  _expire(call) {
+    this._forget(call);
+    if (this._pending.get(call.id) !== call) return;
+    this._pending.delete(call.id);
+    call.reject(localError('ETIMEDOUT', `call to '${call.route}' timed out after ${call.ms} ms`));
   }
 
   /**
@@ -490,7 +653,7 @@ class Hub extends EventEmitter {
     if (stateErr) throw stateErr;
     const refused = this._admit(frameSize(topic.length, body.length));
     if (refused) throw refused;
-    this._enqueue(encode({ kind: KIND.EVENT, route: topic, payload: body }, this._maxFrameOut));
+    this._put(KIND.EVENT, topic, 0, 0, body);
   }
 
   /** sys.routes, parsed. */
@@ -501,33 +664,34 @@ class Hub extends EventEmitter {
 
   // ---- input --------------------------------------------------------------
 
-  _onFrame(f) {
-    switch (f.kind) {
-      case KIND.REPLY:
-      case KIND.ERROR: {
-        if (f.id === 0) {
-          if (f.kind === KIND.ERROR) {
-            const e = new PipehubError(f.status, f.payload.toString('utf8'));
-            this.lastServerError = e;
-            if (this.listenerCount('serverError') > 0) this.emit('serverError', e);
-          }
-          return;
+  // One frame from the decoder: buf[off, off + len). Answers to calls are
+  // taken from the bytes without a frame object.
+  _onFrameAt(buf, off, len) {
+    if (this._rxGen !== this._gen) return; // its connection is gone
+    const kind = buf[off + 5];
+    if (kind === KIND.REPLY || kind === KIND.ERROR) {
+      const id = (buf[off + 8] | (buf[off + 9] << 8) | (buf[off + 10] << 16)) + buf[off + 11] * 0x1000000;
+      const start = off + HEADER_LEN + buf[off + 6];
+      if (id === 0) {
+        if (kind === KIND.ERROR) {
+          const e = new PipehubError(buf.readUInt32LE(off + 12), buf.toString('utf8', start, off + len));
+          this.lastServerError = e;
+          if (this.listenerCount('serverError') > 0) this.emit('serverError', e);
         }
-        const p = this._pending.get(f.id);
-        if (!p) return; // late (timed out, aborted) or unknown: dropped
-        this._pending.delete(f.id);
-        p.cleanup();
-        if (f.kind === KIND.REPLY) p.resolve(f.payload);
-        else p.reject(new PipehubError(f.status, f.payload.toString('utf8')));
         return;
       }
-      case KIND.EVENT:
-        this._onEvent(f.route, f.payload);
-        return;
-      case KIND.REQUEST:
-        this._onRequest(f);
-        return;
+      const p = this._pending.get(id);
+      if (p === undefined) return; // late (timed out, aborted) or unknown: dropped
+      this._pending.delete(id);
+      if (p.list) p.list.remove(p);
+      if (p.onAbort) this._forget(p);
+      if (kind === KIND.REPLY) p.resolve(buf.subarray(start, off + len));
+      else p.reject(new PipehubError(buf.readUInt32LE(off + 12), buf.toString('utf8', start, off + len)));
+      return;
     }
+    const f = parseFrame(buf, off, len);
+    if (kind === KIND.EVENT) this._onEvent(f.route, f.payload);
+    else if (kind === KIND.REQUEST) this._onRequest(f);
   }
 
   _onEvent(topic, payload) {
@@ -590,7 +754,7 @@ class Hub extends EventEmitter {
       }
       const refused = this._admit(frameSize(0, body.length));
       if (refused) { this._sendError(id, refused.status, refused.message); return; }
-      this._enqueue(encode({ kind: KIND.REPLY, id, payload: body }, this._maxFrameOut));
+      this._put(KIND.REPLY, '', id, 0, body);
     }, (err) => {
       if (gen !== this._gen || this._state !== 'open') return;
       if (err instanceof PipehubError) this._sendError(id, err.status, err.message);

@@ -99,9 +99,16 @@ function encode(frame, maxFrame = MAX_FRAME) {
 /**
  * Streaming decoder. push(chunk) returns the frames completed by chunk:
  * { kind, flags, id, status, route (string), payload (Buffer) }.
- * A malformed header throws a FrameError (code 'EPROTO') whose `frames`
- * property holds the frames decoded from this chunk before the bad one; the
- * decoder then stays failed (every later push throws the same error).
+ * feed(chunk, onFrame, thisArg) is the same without the objects: it calls
+ * onFrame.call(thisArg, buf, off, len) for each frame completed by chunk,
+ * the frame being buf[off, off + len) (header checked, route bytes
+ * checked); buf may be chunk itself, so a payload kept past the call must
+ * be a subarray or a copy, as push() makes. Both stop on a malformed frame:
+ * they throw a FrameError (code 'EPROTO'), push() with the frames decoded
+ * from this chunk before the bad one in its `frames` property; the
+ * decoder then stays failed (every later call throws the same error). An
+ * exception thrown by onFrame goes to the caller and leaves the decoder as
+ * it was after that frame.
  * frame_len is checked as soon as its four bytes arrive, the rest of the
  * header as soon as its 16 bytes arrive: nothing of the body is buffered
  * for a frame that is refused.
@@ -110,7 +117,8 @@ class Decoder {
   constructor({ maxFrame = MAX_FRAME } = {}) {
     this.maxFrame = maxFrame;
     this._chunks = [];
-    this._len = 0;      // bytes held in _chunks
+    this._off = 0;      // bytes of _chunks[0] already consumed
+    this._len = 0;      // bytes held in _chunks, past _off
     this._need = 0;     // frame_len of the frame whose header was checked
     this.error = null;
   }
@@ -120,89 +128,137 @@ class Decoder {
 
   push(chunk) {
     if (this.error) throw this.error;
+    const frames = [];
+    try {
+      this.feed(chunk, function (buf, off, len) { frames.push(parseFrame(buf, off, len)); });
+    } catch (err) {
+      if (err === this.error) err.frames = frames;
+      throw err;
+    }
+    return frames;
+  }
+
+  feed(chunk, onFrame, thisArg) {
+    if (this.error) throw this.error;
     if (!(chunk instanceof Uint8Array)) throw new TypeError('chunk must be a Buffer');
     if (!Buffer.isBuffer(chunk)) chunk = toBuffer(chunk);
     if (chunk.length > 0) {
       this._chunks.push(chunk);
       this._len += chunk.length;
     }
-    const frames = [];
-    try {
-      for (;;) {
-        if (this._need === 0) {
-          if (this._len < 4) break;
-          const head = this._peek(Math.min(this._len, HEADER_LEN));
-          const frameLen = head.readUInt32LE(0);
-          if (frameLen < HEADER_LEN) {
-            throw new FrameError(`bad frame: frame_len ${frameLen} < ${HEADER_LEN}`);
-          }
-          if (frameLen > this.maxFrame) {
-            throw new FrameError(`frame too large: frame_len ${frameLen} exceeds max frame ${this.maxFrame}`);
-          }
-          if (head.length < HEADER_LEN) break;
-          checkHeader(head, frameLen);
-          this._need = frameLen;
+    for (;;) {
+      let buf, off;
+      const n = this._need;
+      if (n === 0) {
+        if (this._len < 4) return;
+        try {
+          this._checkNext();
+        } catch (err) {
+          this._fail(err);
+          throw err;
         }
-        if (this._len < this._need) break;
-        const buf = this._take(this._need);
-        this._need = 0;
-        frames.push(parseFrame(buf));
+        if (this._need === 0) return; // the header is not complete yet
+        continue;
       }
-    } catch (err) {
-      this.error = err;
-      this._chunks = [];
-      this._len = 0;
-      err.frames = frames;
-      throw err;
+      if (this._len < n) return;
+      const first = this._chunks[0];
+      if (first.length - this._off >= n) {
+        buf = first;
+        off = this._off;
+        this._off += n;
+        if (this._off === first.length) {
+          this._chunks.shift();
+          this._off = 0;
+        }
+      } else {
+        buf = this._merge(n);
+        off = 0;
+      }
+      this._len -= n;
+      this._need = 0;
+      const routeLen = buf[off + 6];
+      const bad = routeLen === 0 ? -1 : badRouteByte(buf, off + HEADER_LEN, off + HEADER_LEN + routeLen);
+      if (bad >= 0) {
+        const err = new FrameError(`bad frame: route byte 0x${buf[off + HEADER_LEN + bad].toString(16).padStart(2, '0')} at ${bad} outside A-Za-z0-9._-/`);
+        this._fail(err);
+        throw err;
+      }
+      onFrame.call(thisArg, buf, off, n);
     }
-    return frames;
   }
 
-  // The first n bytes (n <= _len) as one contiguous Buffer, without
-  // consuming them (n is at most 16 here, so merging is cheap).
+  // Check the header at the front (its frame_len as soon as 4 bytes are
+  // there, the rest at 16); set _need when the whole header passed.
+  _checkNext() {
+    const first = this._chunks[0];
+    const have = Math.min(this._len, HEADER_LEN);
+    let head = first;
+    let at = this._off;
+    if (first.length - at < have) {
+      head = this._peek(have);
+      at = 0;
+    }
+    const frameLen = head.readUInt32LE(at);
+    if (frameLen < HEADER_LEN) {
+      throw new FrameError(`bad frame: frame_len ${frameLen} < ${HEADER_LEN}`);
+    }
+    if (frameLen > this.maxFrame) {
+      throw new FrameError(`frame too large: frame_len ${frameLen} exceeds max frame ${this.maxFrame}`);
+    }
+    if (have < HEADER_LEN) return;
+    checkHeader(head, at, frameLen);
+    this._need = frameLen;
+  }
+
+  _fail(err) {
+    this.error = err;
+    this._chunks = [];
+    this._off = 0;
+    this._len = 0;
+  }
+
+  // The first n bytes (n <= _len, n <= 16) as one contiguous Buffer,
+  // without consuming them.
   _peek(n) {
-    if (this._chunks[0].length >= n) return this._chunks[0].subarray(0, n);
     const out = Buffer.allocUnsafe(n);
     let off = 0;
+    let from = this._off;
     for (const c of this._chunks) {
-      const k = Math.min(c.length, n - off);
-      c.copy(out, off, 0, k);
+      const k = Math.min(c.length - from, n - off);
+      c.copy(out, off, from, from + k);
       off += k;
+      from = 0;
       if (off === n) break;
     }
     return out;
   }
 
-  // Remove and return the first n bytes (n <= _len).
-  _take(n) {
-    const first = this._chunks[0];
-    if (first.length >= n) {
-      const out = first.subarray(0, n);
-      if (first.length === n) this._chunks.shift();
-      else this._chunks[0] = first.subarray(n);
-      this._len -= n;
-      return out;
-    }
+  // Remove the first n bytes (n <= _len, more than _chunks[0] holds) and
+  // return them as one Buffer.
+  _merge(n) {
     const out = Buffer.allocUnsafe(n);
     let off = 0;
     while (off < n) {
       const c = this._chunks[0];
-      const k = Math.min(c.length, n - off);
-      c.copy(out, off, 0, k);
+      const k = Math.min(c.length - this._off, n - off);
+      c.copy(out, off, this._off, this._off + k);
       off += k;
-      if (k === c.length) this._chunks.shift();
-      else this._chunks[0] = c.subarray(k);
+      if (this._off + k === c.length) {
+        this._chunks.shift();
+        this._off = 0;
+      } else {
+        this._off += k;
+      }
     }
-    this._len -= n;
     return out;
   }
 }
 
-function checkHeader(h, frameLen) {
-  const version = h[4];
-  const kind = h[5];
-  const routeLen = h[6];
-  const flags = h[7];
+function checkHeader(h, at, frameLen) {
+  const version = h[at + 4];
+  const kind = h[at + 5];
+  const routeLen = h[at + 6];
+  const flags = h[at + 7];
   if (version !== VERSION) throw new FrameError(`bad frame: version ${version} != ${VERSION}`);
   if (kind < 1 || kind > 4) throw new FrameError(`bad frame: kind ${kind} not 1..4`);
   if (flags !== 0) {
@@ -218,23 +274,20 @@ function checkHeader(h, frameLen) {
   }
 }
 
-function parseFrame(buf) {
-  const routeLen = buf[6];
-  const bad = badRouteByte(buf, HEADER_LEN, HEADER_LEN + routeLen);
-  if (bad >= 0) {
-    throw new FrameError(`bad frame: route byte 0x${buf[HEADER_LEN + bad].toString(16).padStart(2, '0')} at ${bad} outside A-Za-z0-9._-/`);
-  }
+/** The frame buf[off, off + len) (checked by the Decoder) as an object. */
+function parseFrame(buf, off = 0, len = buf.length - off) {
+  const routeLen = buf[off + 6];
   return {
-    kind: buf[5],
-    flags: buf[7],
-    id: buf.readUInt32LE(8),
-    status: buf.readUInt32LE(12),
-    route: buf.toString('latin1', HEADER_LEN, HEADER_LEN + routeLen),
-    payload: buf.subarray(HEADER_LEN + routeLen),
+    kind: buf[off + 5],
+    flags: buf[off + 7],
+    id: buf.readUInt32LE(off + 8),
+    status: buf.readUInt32LE(off + 12),
+    route: routeLen === 0 ? '' : buf.toString('latin1', off + HEADER_LEN, off + HEADER_LEN + routeLen),
+    payload: buf.subarray(off + HEADER_LEN + routeLen, off + len),
   };
 }
 
 module.exports = {
   HEADER_LEN, VERSION, ROUTE_MAX, MAX_FRAME, KIND, KIND_NAMES, FLAG_LANE,
-  FrameError, Decoder, encode, frameSize, toBuffer, isValidRoute,
+  FrameError, Decoder, encode, frameSize, toBuffer, isValidRoute, parseFrame,
 };

@@ -108,6 +108,42 @@ test('timeout -> ETIMEDOUT, and a late answer is dropped', async (t) => {
   assert.equal((await within(next)).toString(), 'fresh');
 });
 
+test('timeouts of several lengths: each rejects after its own, answered calls never, no timer left', async (t) => {
+  const { fake, hub } = await setup(t);
+  const t0 = Date.now();
+  const when = (p) => p.then(() => 'resolved', (err) => {
+    assert.equal(err.code, 'ETIMEDOUT');
+    return Date.now() - t0;
+  });
+  const long = when(hub.call('hold', 'a', { timeoutMs: 150 }));
+  const short = when(hub.call('hold', 'b', { timeoutMs: 50 }));
+  const answered = hub.call('echo', 'c', { timeoutMs: 50 });
+  const dflt = hub.call('echo', 'd');
+  assert.equal((await within(answered)).toString(), 'c');
+  assert.equal((await within(dflt)).toString(), 'd');
+  const [tl, ts] = await within(Promise.all([long, short]));
+  assert.ok(ts >= 45 && ts < 150, `the 50 ms call rejected after ${ts} ms`);
+  assert.ok(tl >= 145, `the 150 ms call rejected after ${tl} ms`);
+  assert.equal(hub.pending, 0);
+  assert.equal(fake.held.length, 2);
+  for (const list of hub._deadlines.values()) assert.equal(list.timer, null, 'no timer without calls');
+  // many distinct timeouts: their lists do not pile up once answered
+  const calls = [];
+  for (let i = 0; i < 50; i++) calls.push(hub.call('echo', `t${i}`, { timeoutMs: 1000 + i }));
+  await within(Promise.all(calls));
+  assert.ok(hub._deadlines.size <= 9, `${hub._deadlines.size} deadline lists kept`);
+});
+
+test('calls answered out of order leave the pending deadlines intact', async (t) => {
+  const { fake, hub } = await setup(t);
+  const calls = [];
+  for (let i = 0; i < 5; i++) calls.push(hub.call('hold', `h${i}`, { timeoutMs: 200 }).then(String, (e) => e.code));
+  await waitFor(() => fake.held.length === 5);
+  for (const i of [2, 0, 4]) fake.send(null, { kind: KIND.REPLY, id: fake.held[i].id, payload: `r${i}` });
+  assert.deepEqual(await within(Promise.all(calls)), ['r0', 'ETIMEDOUT', 'r2', 'ETIMEDOUT', 'r4']);
+  assert.equal(hub.pending, 0);
+});
+
 test('AbortSignal rejects at once with AbortError and forgets the call', async (t) => {
   const { fake, hub } = await setup(t);
   const ac = new AbortController();
@@ -359,6 +395,38 @@ test('frames queued in one tick leave in one write', async (t) => {
   assert.equal(writes[0], 40 * 20 + 10 * 2 + 30 * 3 + (16 + 7 + 1));
   assert.equal(fake.conn.chunks, 1, 'one read on the server side');
   assert.equal(fake.conn.frames[N].route, 'topic.a');
+});
+
+test("a tick's frames past one 64 KiB output chunk, and one larger than it, leave in order in one write", async (t) => {
+  const { fake, hub } = await setup(t);
+  const sock = hub._socket;
+  const writes = [];
+  const origWrite = sock.write;
+  sock.write = function (data, ...rest) { writes.push(data.length); return origWrite.call(this, data, ...rest); };
+  const N = 1500;
+  const calls = [];
+  for (let i = 0; i < N; i++) calls.push(hub.call('echo', Buffer.alloc(100, i & 0xff)));
+  calls.push(hub.call('echo', Buffer.alloc(200000, 0xab)));
+  calls.push(hub.call('echo', 'last'));
+  const res = await within(Promise.all(calls), 5000);
+  res.slice(0, N).forEach((r, i) => { assert.equal(r.length, 100); assert.equal(r[0], i & 0xff); });
+  assert.equal(res[N].length, 200000);
+  assert.equal(res[N][199999], 0xab);
+  assert.equal(res[N + 1].toString(), 'last');
+  assert.equal(writes.length, 1, 'one socket.write');
+  assert.equal(writes[0], N * 120 + (20 + 200000) + (20 + 4));
+  // the next tick's frames go on in the same chunk, after what was written
+  assert.equal((await within(hub.call('echo', 'again'))).toString(), 'again');
+  assert.equal(writes.length, 2);
+});
+
+test('a reply payload stays as it was when later frames arrive', async (t) => {
+  const { hub } = await setup(t);
+  const first = await within(hub.call('echo', 'first'));
+  const calls = [];
+  for (let i = 0; i < 100; i++) calls.push(hub.call('echo', `x${i}`));
+  await within(Promise.all(calls));
+  assert.equal(first.toString(), 'first');
 });
 
 test('outgoing cap: past maxQueuedBytes call/publish reject with BUSY without queuing', async (t) => {

@@ -142,3 +142,48 @@ test('a too-large frame_len is refused from its 4 bytes, before the body is buff
   assert.equal(d3.buffered, 16);
   assert.equal(d3.push(Buffer.alloc(1008)).length, 1);
 });
+
+test('feed() hands over each frame in place: the same bytes as push(), at every split', () => {
+  const frames = [
+    { kind: KIND.REPLY, id: 7, payload: 'seven' },
+    { kind: KIND.EVENT, route: 'topic.b', payload: Buffer.alloc(30, 9) },
+    { kind: KIND.ERROR, id: 8, status: 300, payload: 'app' },
+  ];
+  const all = Buffer.concat(frames.map((f) => encode(f)));
+  const want = frames.map((f) => encode(f).toString('hex'));
+  for (let i = 0; i <= all.length; i++) {
+    const d = new Decoder();
+    const got = [];
+    const sink = { seen: got };
+    const onFrame = function (buf, off, len) { this.seen.push(buf.toString('hex', off, off + len)); };
+    d.feed(all.subarray(0, i), onFrame, sink);
+    d.feed(all.subarray(i), onFrame, sink);
+    assert.deepEqual(got, want, `split at ${i}`);
+    assert.equal(d.buffered, 0);
+  }
+});
+
+test('feed(): a throw from onFrame goes to the caller; the decoder carries on after that frame', () => {
+  const all = Buffer.concat([encode({ kind: KIND.REPLY, id: 1 }), encode({ kind: KIND.REPLY, id: 2 })]);
+  const d = new Decoder();
+  const ids = [];
+  assert.throws(() => d.feed(all, (buf, off) => {
+    ids.push(buf.readUInt32LE(off + 8));
+    if (ids.length === 1) throw new Error('listener');
+  }), /listener/);
+  assert.equal(d.error, null);
+  d.feed(Buffer.alloc(0), (buf, off) => ids.push(buf.readUInt32LE(off + 8)));
+  assert.deepEqual(ids, [1, 2]);
+});
+
+test('feed(): a bad route byte is a FrameError after the frames before it', () => {
+  const good = encode({ kind: KIND.REPLY, id: 1 });
+  const bad = encode({ kind: KIND.EVENT, route: 'ab', payload: 'x' });
+  bad[17] = 0x20; // 'b' -> ' '
+  const d = new Decoder();
+  const ids = [];
+  assert.throws(() => d.feed(Buffer.concat([good, bad]), (buf, off) => ids.push(buf.readUInt32LE(off + 8))),
+    (err) => err instanceof FrameError && /route byte 0x20 at 1/.test(err.message));
+  assert.deepEqual(ids, [1]);
+  assert.throws(() => d.push(good), FrameError, 'stays failed');
+});
