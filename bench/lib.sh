@@ -69,7 +69,15 @@ bench_wine_prefix() {
 # processes start with the first program; let that happen before anything
 # is timed.
 bench_wineserver_start() {
-    wineserver -p
+    # wineserver -p fails (status 2, no message) when one already serves
+    # the prefix; say so rather than end the run without a word. Going on
+    # would time against it, and the exit trap would kill what it runs.
+    if ! wineserver -p; then
+        echo "$BENCH_NAME: a wineserver already runs for $WINEPREFIX (another" \
+             "bench, test or scripts/run.sh?); stop it first:" \
+             "WINEPREFIX=$WINEPREFIX wineserver -k" >&2
+        exit 1
+    fi
     wine cmd /c exit >/dev/null 2>&1 || true
 }
 

@@ -84,7 +84,13 @@ ph_node_win_version() {
 # One persistent wineserver for the whole run (services and the SCM need it;
 # it also saves a server start per process), and none left afterwards.
 ph_wineserver_start() {
-    wineserver -p
+    # wineserver -p fails (status 2, no message) when one already serves the
+    # prefix: a daemon from scripts/run.sh, or a run still going.
+    if ! wineserver -p; then
+        echo "!! a wineserver already runs for $WINEPREFIX (scripts/run.sh, or" \
+             "another run?); stop it first: WINEPREFIX=$WINEPREFIX wineserver -k" >&2
+        exit 1
+    fi
     trap ph_wineserver_stop EXIT
     # The first program of a wineserver's life starts Wine's own background
     # processes (services.exe, winedevice.exe, ...), which inherit its stdout.
