@@ -139,7 +139,8 @@ clean() {
     tr -d '\r' <"$1" | grep -Ev '^[0-9a-f]{4}:(err|fixme|warn|trace):' || true
 }
 
-# run_exe EXE [ARGS...]: the program under Wine, stdin from $stdin. Leaves
+# run_exe EXE [ARGS...]: the program under Wine, stdin from $stdin, cut
+# off after $run_limit_s seconds when that is set (status 124). Leaves
 # its exit status in rc, its output in $tmp/out.raw and $tmp/err.raw as
 # written, $tmp/out without CRs, $tmp/err cleaned, and the wall time in
 # elapsed_ms. Each script defines run, the programs it runs most, on top.
@@ -147,7 +148,11 @@ run_exe() {
     local t0 t1
     t0=$(date +%s%N)
     rc=0
-    wine "$@" >"$tmp/out.raw" 2>"$tmp/err.raw" <"$stdin" || rc=$?
+    if [ -n "${run_limit_s:-}" ]; then
+        timeout -k 10 "$run_limit_s" wine "$@" >"$tmp/out.raw" 2>"$tmp/err.raw" <"$stdin" || rc=$?
+    else
+        wine "$@" >"$tmp/out.raw" 2>"$tmp/err.raw" <"$stdin" || rc=$?
+    fi
     t1=$(date +%s%N)
     elapsed_ms=$(((t1 - t0) / 1000000))
     tr -d '\r' <"$tmp/out.raw" >"$tmp/out"

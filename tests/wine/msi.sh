@@ -59,9 +59,10 @@ PIPE=ph-msi-$$
 
 run() { run_exe "$@"; }
 
-# msiexec ARGS...: /qn and a verbose log, status in rc.
+# msiexec ARGS...: /qn and a verbose log, status in rc; cut off after
+# 180 s (an install here takes 1-3 s), status 124.
 msiexec() {
-    run msiexec "$@" /qn /l*v "$(winepath -w "$tmp/msiexec.log")"
+    run_limit_s=180 run msiexec "$@" /qn /l*v "$(winepath -w "$tmp/msiexec.log")"
     cat "$tmp/msiexec.log" >>"$tmp/msiexec.all" 2>/dev/null || true
     [ -z "${PH_MSI_KEEP_LOGS:-}" ] || cp "$tmp/msiexec.all" "$PH_MSI_KEEP_LOGS"
 }
