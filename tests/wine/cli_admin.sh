@@ -214,10 +214,13 @@ run --pipe "$PIPE" doctor
 doc=$(cat "$tmp/out")
 echo "doctor on the default SDDL, as Wine shows it (exit status $rc):"
 sed 's/^/       /' "$tmp/out"
-if [[ $(doctor_line server) =~ ^OK\ +server\ +pipehubd\ 0\.1\.0\ answers,\ protocol\ 1,\ max\ frame\ 1048576\ bytes ]]; then
-    pass "doctor: OK server, pipehubd 0.1.0, protocol 1, max frame"
+# The version's one place: project() in CMakeLists.txt.
+version=$(sed -n 's/^project(pipehub VERSION \([0-9.]*\).*/\1/p' \
+    "$(dirname "$0")/../../CMakeLists.txt")
+if [[ $(doctor_line server) =~ ^OK\ +server\ +pipehubd\ $(re_quote "$version")\ answers,\ protocol\ 1,\ max\ frame\ 1048576\ bytes ]]; then
+    pass "doctor: OK server, pipehubd $version, protocol 1, max frame"
 else
-    fail_run "doctor: OK server, pipehubd 0.1.0, protocol 1, max frame"
+    fail_run "doctor: OK server, pipehubd $version, protocol 1, max frame"
 fi
 if [[ $(doctor_line 'round trip') =~ ^OK\ +round\ trip\ +sys\.ping\ [0-9]+\ us ]]; then
     pass "doctor: OK round trip with the sys.ping time"
