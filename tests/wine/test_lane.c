@@ -552,16 +552,23 @@ static void direct(void)
     raw->dec.flags_ok = PH_FLAG_LANE;
     CHECK_EQ(ht_send_request(raw, "sys.subscribe", 2, "direct.*", 8), 0);
     CHECK_EQ(ht_expect_reply(raw, 2, "", 0), 0);
-    CHECK_EQ(stat_of(d->pipe, "lane_bytes_direct", &d0), 0);
-    /* The first alone: the ring is empty and nothing waits, so it goes
-     * straight in. */
+    /* One alone: the ring is empty and nothing waits, so it goes straight
+     * in, unless the subscriber's lock was busy at that moment (its reads,
+     * the once-a-second deadline check): then it is queued, and the next
+     * try goes straight in. */
     CHECK((p = pattern(sizes[0], 20)) != NULL);
-    CHECK_EQ(ph_client_publish(c, "direct.t", p, sizes[0]), PH_OK);
-    CHECK(routed(c));
+    for (i = 0; i < 5; i++) {
+        CHECK_EQ(stat_of(d->pipe, "lane_bytes_direct", &d0), 0);
+        CHECK_EQ(ph_client_publish(c, "direct.t", p, sizes[0]), PH_OK);
+        CHECK(routed(c));
+        CHECK_EQ(next_event(raw, &lane, got, sizes[0], 20, &wakes), 1);
+        CHECK_EQ(stat_of(d->pipe, "lane_bytes_direct", &d1), 0);
+        CHECK(d1 - d0 == 0 || d1 - d0 == sizes[0]);
+        if (d1 - d0 == sizes[0])
+            break;
+    }
     free(p);
-    CHECK_EQ(next_event(raw, &lane, got, sizes[0], 20, &wakes), 1);
-    CHECK_EQ(stat_of(d->pipe, "lane_bytes_direct", &d1), 0);
-    CHECK_EQ(d1 - d0, sizes[0]);
+    CHECK(i < 5);
     CHECK_EQ(wakes, 0);
     /* The rest, all routed before the subscriber reads any: the first
      * fills the ring to 40 KiB (or waits queued), and every later one
