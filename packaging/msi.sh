@@ -15,6 +15,8 @@
 #     PATH, taken out again at removal): wixl has no <Environment>;
 #   - AppSearch + DrLocator + Signature: INIFOUND is the config file's
 #     path when it exists before the install (wixl has no <DirectorySearch>);
+#   - Upgrade: a rebuild of the same version upgrades too (wixl's
+#     <MajorUpgrade> has no AllowSameVersionUpgrades);
 #   - InstallExecuteSequence: wixl puts custom actions after InstallFinalize,
 #     where deferred actions cannot run, and removes an older version after
 #     installing the new one; they are moved to where they belong.
@@ -85,6 +87,10 @@ edit_table InstallExecuteSequence '
         print "RemoveEnvironmentStrings", "", 3300
         print "WriteEnvironmentStrings", "", 5200
     }'
+# A rebuild of the same version (a new ProductCode) replaces the installed
+# one instead of landing beside it: VersionMaxInclusive (512) on the
+# upgrade row. An older version is still removed, a newer one refused.
+edit_table Upgrade '$7 ~ /^WIX_UPGRADE_DETECTED/ { $5 = 1 + 512 } { print }'
 edit_table InstallUISequence '{ print } END { print "AppSearch", "", 50 }'
 cp "$here"/tables/*.idt "$work/"
 (cd "$work" && msibuild pipehub.msi -i Environment.idt -i Signature.idt \
@@ -106,6 +112,7 @@ check InstallExecuteSequence $'^RemoveExistingProducts\t\t1450'
 check Environment $'^PathEnv\t'
 check Registry $'\tEventMessageFile\t#%\\[#pipehubd.exe\\]\t'
 check AppSearch $'^INIFOUND\t'
+check Upgrade $'\t513\t\tWIX_UPGRADE_DETECTED'
 
 mkdir -p "$(dirname "$out")"
 mv "$work/pipehub.msi" "$out"

@@ -14,7 +14,8 @@
 # `pipehubd install` gives, the settings folder's DACL -> the admin edits the
 # ini -> a repair restores a deleted pipehub.exe and keeps the edit -> an
 # upgrade to the next version (PIPE_NAME and START given, ignored): one
-# product, the new version, the service restarted on the edited ini -> /x:
+# product, the new version, the service restarted on the edited ini; a
+# rebuild of that version replaces it, still one product -> /x:
 # service, binaries, PATH entry, event source gone, the ini kept -> a first
 # install with PIPE_NAME, START=demand and the SDK: the service on that pipe,
 # a caller built against the installed SDK alone talks to it; an upgrade
@@ -200,6 +201,15 @@ run "$DIR/pipehub.exe" call sys.config
 if [ "$rc" -eq 0 ] && grep -q '"limits.max_inflight_per_client":"300"' "$tmp/out"; then
     pass "the upgraded service runs on the edited ini"
 else fail_run "the upgraded service runs on the edited ini"; fi
+# A rebuild of the same version (another ProductCode) replaces it too.
+if bash "$SRC/packaging/msi.sh" "$BUILD" "$next" "$tmp/v2b.msi" >"$tmp/v2b.log" 2>&1; then
+    msiexec /i "$(winepath -w "$tmp/v2b.msi")"
+    got=$(products | tr '\n' ' ')
+    if [ "$rc" -eq 0 ] && [ "$got" = "$next " ] && cmp -s "$INI" "$tmp/edited.ini" &&
+       [ "$(status_field state)" = RUNNING ]; then
+        pass "a rebuild of $next replaces it: one product, the ini kept, RUNNING"
+    else fail_run "a rebuild of $next replaces it" "products: '$got'"; fi
+else fail "build $next again" "$(cat "$tmp/v2b.log")"; fi
 if [ "$(status_field start)" = auto ] && [ "$(status_field pipe)" = '\\.\pipe\pipehub' ]; then
     pass "PIPE_NAME and START ignored on an upgrade"
 else fail "PIPE_NAME and START ignored on an upgrade" \
@@ -207,7 +217,7 @@ else fail "PIPE_NAME and START ignored on an upgrade" \
 
 # ---- removal ----------------------------------------------------------------------
 
-msiexec /x "$(winepath -w "$tmp/v2.msi")"
+msiexec /x "$(winepath -w "$tmp/v2b.msi")"
 if [ "$rc" -eq 0 ]; then pass "msiexec /x"; else fail_run "msiexec /x"; fi
 if ! reg_has "$SERVICE_KEY"; then pass "service removed"
 else fail "service removed" "$(cat "$tmp/reg")"; fi
