@@ -15,7 +15,8 @@
 # ini -> a repair restores a deleted pipehub.exe and keeps the edit -> an
 # upgrade to the next version (PIPE_NAME and START given, ignored): one
 # product, the new version, the service restarted on the edited ini; a
-# rebuild of that version replaces it, still one product -> /x:
+# rebuild of that version replaces it, still one product; the older one is
+# refused -> /x:
 # service, binaries, PATH entry, event source gone, the ini kept -> a first
 # install with PIPE_NAME, START=demand and the SDK: the service on that pipe,
 # a caller built against the installed SDK alone talks to it; an upgrade
@@ -201,6 +202,13 @@ run "$DIR/pipehub.exe" call sys.config
 if [ "$rc" -eq 0 ] && grep -q '"limits.max_inflight_per_client":"300"' "$tmp/out"; then
     pass "the upgraded service runs on the edited ini"
 else fail_run "the upgraded service runs on the edited ini"; fi
+# An older version is refused, and what is installed stays.
+msiexec /i "$(winepath -w "$tmp/v1.msi")"
+got=$(products | tr '\n' ' ')
+if [ "$rc" -ne 0 ] && [ "$got" = "$next " ] && [ "$(status_field state)" = RUNNING ]; then
+    pass "$version over $next is refused (status $rc); $next stays, RUNNING"
+else fail_run "$version over $next is refused" "products: '$got'"; fi
+
 # A rebuild of the same version (another ProductCode) replaces it too.
 if bash "$SRC/packaging/msi.sh" "$BUILD" "$next" "$tmp/v2b.msi" >"$tmp/v2b.log" 2>&1; then
     msiexec /i "$(winepath -w "$tmp/v2b.msi")"
