@@ -14,15 +14,15 @@
 # `pipehubd install` gives, the settings folder's DACL -> the admin edits the
 # ini -> a repair restores a deleted pipehub.exe and keeps the edit -> an
 # upgrade to the next version (PIPE_NAME and START given, ignored): one
-# product, the new version, the service restarted on the edited ini; a
-# rebuild of that version replaces it, still one product; the older one is
-# refused -> /x:
+# product, the new version, the service restarted on the edited ini; the
+# older version is refused; a rebuild of the newer one replaces it -> /x:
 # service, binaries, PATH entry, event source gone, the ini kept -> a first
 # install with PIPE_NAME, START=demand and the SDK: the service on that pipe,
 # a caller built against the installed SDK alone talks to it; an upgrade
 # keeps both choices -> a remote PIPE_NAME, or one with a comment in it,
-# fails the install, which rolls back -> the next first install starts the choices over. Wine keeps no
-# failure actions and no file DACLs: those two checks say SKIP there.
+# fails the install, which rolls back -> the next first install starts the
+# choices over. Wine keeps no failure actions and no file DACLs: those two
+# checks say SKIP there.
 set -euo pipefail
 
 # shellcheck source=tests/wine/lib.sh
