@@ -422,6 +422,10 @@ int ph_msi_configure(int argc, char **argv)
                 want);
             goto out;
         }
+        /* The folder's DACL on a first install only: an administrator
+         * who changes it later keeps the change through upgrades. */
+        if (lock_config_dir(a.config) != 0)
+            goto out;
         /* The file first: a bad PIPE_NAME fails the install before any
          * choice is recorded. */
         if (a.pipe != NULL && a.pipe[0] != '\0' &&
@@ -436,8 +440,6 @@ int ph_msi_configure(int argc, char **argv)
         say(PH_LOG_WARN, "%s was already there: PIPE_NAME and START apply "
             "to a first install only, and were left out", a.config);
     }
-    if (lock_config_dir(a.config) != 0)
-        goto out;
     recorded_start(a.name, start, sizeof start);
     if (apply_to_service(&a, start[0] ? start : "auto") != 0)
         goto out;

@@ -6,12 +6,13 @@
  *                 --pipe "[PIPE_NAME]" --start "[START]"
  *
  * On a first install (--found empty: the config file was not there before)
- * PIPE_NAME is written into the config file and START recorded under
- * HKLM\SOFTWARE\pipehub\NAME (none recorded: auto). An upgrade, repair or
- * reinstall over a kept config file leaves both alone. Then, every time,
  * the config file's folder gets a protected DACL (SYSTEM and Administrators
- * full control, Users read: ProgramData lets any user add files), and the
- * service gets what `pipehubd install` sets and Windows Installer cannot:
+ * full control, Users read: ProgramData lets any user add files), PIPE_NAME
+ * is written into the config file and START recorded under
+ * HKLM\SOFTWARE\pipehub\NAME (none recorded: auto). An upgrade, repair or
+ * reinstall over a kept config file leaves all three alone. Then, every
+ * time, the service gets what `pipehubd install` sets and Windows Installer
+ * cannot:
  * the recorded start type, the quoted command line, description, failure
  * actions and preshutdown timeout.
  *
